@@ -1,0 +1,1 @@
+#include "core/config/yaml_reader.h"

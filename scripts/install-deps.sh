@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs every Debian package qv2x needs. Idempotent: installs only what is missing.
+# BLIS is the BLAS: OpenBLAS makes prometheus-cpp's HTTP exposer fail to start in any
+# process that links libtorch, so this script refuses to continue when OpenBLAS is present.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libblis4-openmp libblis-openmp-dev liblapack3
+  libtorch-dev
+  libgrpc++-dev libgrpc-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev
+  libabsl-dev libyaml-cpp-dev prometheus-cpp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev libzstd-dev libpng-dev libjemalloc-dev
+  curl
+)
+# Optional: a PyTorch reference for the checkpoint interoperability test, compose
+# validation and promtool. Installed by default; QV2X_MINIMAL_DEPS=1 skips them.
+OPTIONAL=(python3-torch docker-compose prometheus)
+
+openblas=$(dpkg-query -W -f='${Package} ${Status}\n' 'libopenblas*' 2>/dev/null |
+  awk '/install ok installed/ {print $1}' || true)
+if [ -n "$openblas" ]; then
+  echo "install-deps: OpenBLAS is installed ($(echo $openblas)). qv2x needs BLIS as the" >&2
+  echo "  BLAS: with OpenBLAS, prometheus-cpp's exposer fails to start in any process that" >&2
+  echo "  links libtorch. Remove it (apt-get remove $(echo $openblas)) and rerun." >&2
+  exit 1
+fi
+
+want=("${PKGS[@]}")
+[ "${QV2X_MINIMAL_DEPS:-0}" = 1 ] || want+=("${OPTIONAL[@]}")
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ "${1:-}" = "--check" ]; then
+  [ ${#missing[@]} -eq 0 ] && exit 0
+  echo "missing: ${missing[*]}"; exit 1
+fi
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  # BLIS first in the same transaction so that it satisfies libtorch's libblas.so.3.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    libblis4-openmp "${missing[@]}"
+fi
+
+openblas=$(dpkg-query -W -f='${Package} ${Status}\n' 'libopenblas*' 2>/dev/null |
+  awk '/install ok installed/ {print $1}' || true)
+if [ -n "$openblas" ]; then
+  echo "install-deps: apt pulled in OpenBLAS ($(echo $openblas)); qv2x cannot use it." >&2
+  exit 1
+fi
+# Make BLIS the active libblas.so.3 even if the reference BLAS was installed too.
+arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
+blis=/usr/lib/$arch/blis-openmp/libblas.so.3
+if [ -e "$blis" ]; then
+  $SUDO update-alternatives --set "libblas.so.3-$arch" "$blis" >/dev/null
+fi
+echo "install-deps: ok"
