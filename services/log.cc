@@ -1,0 +1,32 @@
+#include "services/log.h"
+
+#include <cstdio>
+#include <mutex>
+#include <string>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace qv2x::services {
+namespace {
+std::mutex g_mu;
+std::string& Name() {
+  static auto* n = new std::string("qv2x");
+  return *n;
+}
+}  // namespace
+
+void SetLogName(std::string_view service) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  Name() = std::string(service);
+}
+
+void LogLine(char level, std::string_view message) {
+  const std::string t = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
+  std::lock_guard<std::mutex> lock(g_mu);
+  std::fprintf(stderr, "%s %c %s: %.*s\n", t.c_str(), level, Name().c_str(),
+               static_cast<int>(message.size()), message.data());
+  std::fflush(stderr);
+}
+
+}  // namespace qv2x::services
