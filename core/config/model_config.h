@@ -82,8 +82,12 @@ struct DirConfig {
   int num_bins = 2;
 };
 
+// model.core_method values: stage 1 trains the first, stages 2 and 3 the second.
+inline constexpr char kModelWithoutCodebook[] = "heter_pyramid_collab_mc";
+inline constexpr char kModelWithCodebook[] = "heter_pyramid_collab_codebook_mc";
+
 struct ModelConfig {
-  std::string core_method;  // heter_pyramid_collab_mc | heter_pyramid_collab_codebook_mc
+  std::string core_method;  // kModelWithoutCodebook | kModelWithCodebook
   bool with_codebook = false;
   PillarVfeConfig pillar_vfe;
   BackboneConfig backbone;
@@ -109,7 +113,7 @@ struct PostprocessConfig {
   double score_threshold = 0.20;       // target_args.score_threshold
   double nms_thresh = 0.15;
   int max_num = 1000;                  // top-k by score before NMS
-  std::array<double, 6> gt_range{};    // evaluation range (defaults to cav_lidar_range)
+  std::array<double, 6> gt_range{};    // evaluation range (postprocess.gt_range)
 };
 
 // loss.args
@@ -140,6 +144,8 @@ struct TrainParams {
   int save_freq = 2;
   int max_cav = 4;
   int seed = 0;
+  int train_frames = 0;  // frames of root_dir used per epoch; 0 = all
+  int val_frames = 0;    // frames of validate_dir used per validation; 0 = all
 };
 
 // One stage YAML.
@@ -160,11 +166,18 @@ struct StageConfig {
   std::string source_yaml;       // the YAML text it was parsed from (travels in checkpoints)
 };
 
-// Parses and validates a stage YAML; every error names the key path.
+// Parses and validates a stage YAML; every error names the key path. `overrides` are
+// `key.path=value` assignments applied before parsing (see ApplyOverride). The key tree is
+// documented in docs/config.md.
 absl::StatusOr<StageConfig> LoadStageConfig(const std::string& file,
                                             const std::vector<std::string>& overrides = {});
 absl::StatusOr<StageConfig> ParseStageConfig(const YAML::Node& root);
 absl::StatusOr<StageConfig> ParseStageConfigString(const std::string& yaml_text);
+
+// The cross-field rules (agreeing vector lengths, channel counts that chain, grid sizes
+// the strides divide, stage vs. model variant, ...) on an already typed config, for code
+// that edits a parsed config before building from it. Errors name the YAML key.
+absl::Status ValidateStageConfig(const StageConfig& cfg);
 
 }  // namespace qv2x
 
