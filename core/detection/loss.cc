@@ -1,0 +1,172 @@
+#include "core/detection/loss.h"
+
+#include <torch/torch.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "core/detection/box_coder.h"
+
+namespace qv2x {
+
+at::Tensor SigmoidFocalLoss(const at::Tensor& logits, const at::Tensor& targets, double alpha,
+                            double gamma) {
+  // BCE from logits: max(x, 0) - x t + log(1 + e^-|x|).
+  const at::Tensor bce =
+      torch::clamp_min(logits, 0) - logits * targets + torch::log1p(torch::exp(-logits.abs()));
+  const at::Tensor p = torch::sigmoid(logits);
+  const at::Tensor p_t = targets * p + (1 - targets) * (1 - p);
+  const at::Tensor alpha_t = targets * alpha + (1 - targets) * (1 - alpha);
+  return alpha_t * torch::pow(1 - p_t, gamma) * bce;
+}
+
+at::Tensor SmoothL1(const at::Tensor& pred, const at::Tensor& target, double beta) {
+  const at::Tensor n = (pred - target).abs();
+  if (beta <= 0) return n;
+  return torch::where(n < beta, 0.5 * n * n / beta, n - 0.5 * beta);
+}
+
+std::pair<at::Tensor, at::Tensor> AddSinDifference(const at::Tensor& pred,
+                                                   const at::Tensor& target) {
+  const int64_t last = pred.size(-1) - 1;
+  const at::Tensor p = pred.narrow(-1, last, 1), t = target.narrow(-1, last, 1);
+  const at::Tensor p_enc = torch::sin(p) * torch::cos(t);
+  const at::Tensor t_enc = torch::cos(p) * torch::sin(t);
+  return {torch::cat({pred.narrow(-1, 0, last), p_enc}, -1),
+          torch::cat({target.narrow(-1, 0, last), t_enc}, -1)};
+}
+
+void LossTerms::AddCodebook(const at::Tensor& loss, double weight) {
+  codebook = loss * weight;
+  total = total.defined() ? total + codebook : codebook;
+}
+
+std::vector<std::pair<std::string, double>> LossTerms::Values() const {
+  std::vector<std::pair<std::string, double>> out;
+  const std::pair<const char*, const at::Tensor*> terms[] = {
+      {"total", &total}, {"cls", &cls}, {"reg", &reg},
+      {"dir", &dir},     {"occ", &occ}, {"codebook", &codebook}};
+  for (const auto& [name, t] : terms) {
+    if (t->defined()) out.emplace_back(name, t->detach().to(torch::kCPU).item<double>());
+  }
+  return out;
+}
+
+namespace {
+
+std::string Shape(const at::Tensor& t) {
+  return t.defined() ? "[" + absl::StrJoin(t.sizes(), ", ") + "]" : "undefined";
+}
+
+bool HasShape(const at::Tensor& t, std::initializer_list<int64_t> shape) {
+  return t.defined() && t.sizes() == c10::IntArrayRef(shape);
+}
+
+}  // namespace
+
+absl::StatusOr<LossTerms> DetectionLoss::operator()(const HeadOutputs& out,
+                                                    const BatchTargets& targets,
+                                                    const OccupancyInputs* occupancy) const {
+  if (!targets.labels.defined() || targets.labels.dim() != 4) {
+    return absl::InvalidArgumentError("DetectionLoss: labels must be [B, H', W', A], got " +
+                                      Shape(targets.labels));
+  }
+  const int64_t B = targets.labels.size(0), H = targets.labels.size(1), W = targets.labels.size(2),
+                A = targets.labels.size(3);
+  const int64_t nb = dir_.num_bins;
+  if (!HasShape(out.cls, {B, A, H, W}) || !HasShape(out.reg, {B, kBoxDims * A, H, W}) ||
+      !HasShape(out.dir, {B, nb * A, H, W}) ||
+      !HasShape(targets.reg_targets, {B, H, W, A, kBoxDims}) ||
+      !HasShape(targets.dir_targets, {B, H, W, A})) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "DetectionLoss: shapes disagree with labels %s (num_bins %d): cls %s, reg %s, dir %s, "
+        "reg_targets %s, dir_targets %s",
+        Shape(targets.labels), nb, Shape(out.cls), Shape(out.reg), Shape(out.dir),
+        Shape(targets.reg_targets), Shape(targets.dir_targets)));
+  }
+  try {
+    const auto dev = out.cls.device();
+    const at::Tensor labels = targets.labels.to(dev).reshape({B, -1});
+    const at::Tensor pos = labels > 0;
+    const at::Tensor cared = labels >= 0;
+    // Each frame normalised by its own positive count.
+    const at::Tensor norm = pos.sum(1, /*keepdim=*/true).to(out.cls.scalar_type()).clamp_min(1.0);
+    const at::Tensor pos_w = pos.to(out.cls.scalar_type()) / norm;  // [B, N]
+
+    LossTerms terms;
+    const at::Tensor cls_logits = out.cls.permute({0, 2, 3, 1}).reshape({B, -1});
+    const at::Tensor cls_w = cared.to(out.cls.scalar_type()) / norm;
+    terms.cls = (SigmoidFocalLoss(cls_logits, pos.to(cls_logits.scalar_type()), loss_.cls_alpha,
+                                  loss_.cls_gamma) *
+                 cls_w)
+                    .sum() *
+                loss_.cls_weight / static_cast<double>(B);
+
+    const at::Tensor reg_pred = out.reg.permute({0, 2, 3, 1}).reshape({B, -1, kBoxDims});
+    const at::Tensor reg_tgt = targets.reg_targets.to(dev).reshape({B, -1, kBoxDims});
+    const auto [p_sin, t_sin] = AddSinDifference(reg_pred, reg_tgt);
+    terms.reg = (SmoothL1(p_sin, t_sin, loss_.reg_beta).sum(-1) * pos_w).sum() * loss_.reg_weight /
+                static_cast<double>(B);
+
+    const at::Tensor dir_logits = out.dir.permute({0, 2, 3, 1}).reshape({B, -1, nb});
+    const at::Tensor dir_tgt = targets.dir_targets.to(dev).reshape({B, -1}).clamp_min(0);
+    const at::Tensor nll =
+        -torch::log_softmax(dir_logits, -1).gather(-1, dir_tgt.unsqueeze(-1)).squeeze(-1);
+    terms.dir = (nll * pos_w).sum() * loss_.dir_weight / static_cast<double>(B);
+
+    terms.total = terms.cls + terms.reg + terms.dir;
+    if (occupancy != nullptr) {
+      absl::StatusOr<at::Tensor> occ = Occupancy(*occupancy);
+      if (!occ.ok()) return occ.status();
+      terms.occ = *occ;
+      terms.total = terms.total + terms.occ;
+    }
+    return terms;
+  } catch (const c10::Error& e) {
+    return absl::InternalError(std::string("DetectionLoss: ") + e.what_without_backtrace());
+  }
+}
+
+absl::StatusOr<at::Tensor> DetectionLoss::Occupancy(const OccupancyInputs& occ) const {
+  const size_t levels = occ.logits.size();
+  if (levels == 0 || occ.labels.size() != levels) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "occupancy loss: %d logit levels but %d label levels", levels, occ.labels.size()));
+  }
+  if (levels > loss_.pyramid_weights.size()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "loss.args.pyramid weights: %d given for %d levels", loss_.pyramid_weights.size(), levels));
+  }
+  const at::Tensor& first = occ.logits[0];
+  if (!first.defined() || first.dim() != 4 || first.size(1) != 1) {
+    return absl::InvalidArgumentError("occupancy loss: level 0 logits must be [N, 1, H, W], got " +
+                                      Shape(first));
+  }
+  const int64_t agents = first.size(0);
+  try {
+    at::Tensor total;
+    for (size_t l = 0; l < levels; ++l) {
+      const at::Tensor& logits = occ.logits[l];
+      if (!logits.defined() || logits.dim() != 4 || logits.size(0) != agents ||
+          logits.size(1) != 1 || !occ.labels[l].defined() ||
+          occ.labels[l].sizes() != logits.sizes()) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "occupancy loss: level %d logits %s and labels %s must both be [%d, 1, H, W]", l,
+            Shape(logits), Shape(occ.labels[l]), agents));
+      }
+      const at::Tensor x = logits.reshape({agents, -1});
+      const at::Tensor y =
+          occ.labels[l].to(logits.device(), logits.scalar_type()).reshape({agents, -1});
+      const at::Tensor norm = (y > 0).sum(1, /*keepdim=*/true).to(x.scalar_type()).clamp_min(1.0);
+      const at::Tensor term =
+          (SigmoidFocalLoss(x, y, loss_.cls_alpha, loss_.cls_gamma) / norm).sum() *
+          (loss_.pyramid_weights[l] * loss_.cls_weight / agents);
+      total = total.defined() ? total + term : term;
+    }
+    return total;
+  } catch (const c10::Error& e) {
+    return absl::InternalError(std::string("occupancy loss: ") + e.what_without_backtrace());
+  }
+}
+
+}  // namespace qv2x
