@@ -50,5 +50,8 @@ function(qv2x_torch_module name dir)
   add_library(${name} STATIC ${_srcs})
   target_include_directories(${name} PUBLIC ${CMAKE_SOURCE_DIR})
   target_link_libraries(${name} PUBLIC ${ARG_DEPS} "${TORCH_LIBRARIES}" PRIVATE qv2x_warnings)
+  # -pthread on the library and (PUBLIC) its users, so that test targets, which get it from
+  # GoogleTest, can reuse the precompiled header.
+  target_compile_options(${name} PUBLIC -pthread)
   target_precompile_headers(${name} PRIVATE <torch/torch.h>)
 endfunction()

@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "absl/strings/str_cat.h"
+#include "core/common/file_util.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "prometheus/gauge.h"
@@ -101,6 +102,11 @@ void ServerHost::Wait() {
   server_->Wait();
   server_.reset();
   LogInfo("stopped");
+}
+
+absl::Status WritePortFile(const std::string& path, const ServerHost& host) {
+  if (path.empty()) return absl::OkStatus();
+  return WriteFileAtomic(path, absl::StrCat(host.port(), " ", host.metrics_port(), "\n"));
 }
 
 }  // namespace qv2x::services

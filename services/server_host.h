@@ -58,6 +58,10 @@ class ServerHost {
   std::atomic<bool> shutdown_requested_{false};
 };
 
+// Writes "<grpc port> <metrics port>\n" to `path` atomically (no-op for an empty path), so
+// a launcher or test that asked for port 0 learns the ports.
+absl::Status WritePortFile(const std::string& path, const ServerHost& host);
+
 // Blocks SIGTERM/SIGINT in the calling thread and every thread it starts later; call first
 // thing in main so that ServerHost::Wait() receives them with sigwait.
 void BlockTerminationSignals();

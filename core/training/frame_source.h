@@ -1,0 +1,46 @@
+// Where training, validation and inference frames come from: the built-in simulator
+// (`sim:<scene.yaml>`) or an OPV2V / V2X-Real folder on disk. Frames are addressed by a
+// flat index, so a data order can be shuffled deterministically.
+#ifndef QV2X_CORE_TRAINING_FRAME_SOURCE_H_
+#define QV2X_CORE_TRAINING_FRAME_SOURCE_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/data/frame.h"
+#include "core/data/opv2v_reader.h"
+#include "core/sim/simulator.h"
+
+namespace qv2x {
+
+class FrameSource {
+ public:
+  // `spec` is "sim:<scene file>" or a dataset folder. `max_frames` > 0 keeps only the
+  // first frames (quick runs); scenes keep every scenario's first frames in turn.
+  static absl::StatusOr<std::unique_ptr<FrameSource>> Open(const std::string& spec,
+                                                           int max_frames = 0);
+
+  size_t size() const { return size_; }
+  absl::StatusOr<SceneFrame> Read(size_t i) const;
+  // "<scenario>/<timestamp>", unique within the source.
+  std::string FrameName(size_t i) const;
+  const std::string& spec() const { return spec_; }
+
+ private:
+  FrameSource() = default;
+  // (scenario, frame) of flat index i for a simulated source.
+  std::pair<int, int> SimIndex(size_t i) const;
+
+  std::string spec_;
+  std::optional<sim::Simulator> sim_;
+  std::optional<Opv2vDataset> dataset_;
+  int frames_per_scenario_ = 0;
+  int scenarios_used_ = 0;
+  size_t size_ = 0;
+};
+
+}  // namespace qv2x
+
+#endif  // QV2X_CORE_TRAINING_FRAME_SOURCE_H_
