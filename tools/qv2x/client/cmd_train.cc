@@ -70,7 +70,8 @@ absl::Status RunTrain(Args& args) {
                                 ap.class_name(), ap.ap_30(), ap.ap_50(), ap.ap_70()));
     }
     if (!p.checkpoint().empty()) bar.Event(absl::StrCat("  checkpoint ", p.checkpoint()));
-    if (p.steps_total() > 0) {
+    const bool event = !p.message().empty() || !p.checkpoint().empty() || p.validation_ap_size() > 0;
+    if (!event && p.steps_total() > 0) {
       bar.Update(p.step(), p.steps_total(), p.elapsed_s(),
                  absl::StrFormat("epoch %d/%d %s lr %.2g", p.epoch(), p.epochs_total(),
                                  LossSummary(p), p.lr()));

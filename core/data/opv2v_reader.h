@@ -1,0 +1,64 @@
+// Reads datasets in the OPV2V / V2XSet / V2X-Real folder layout (SPEC §9):
+// ROOT/<scenario>/<agent_id>/<timestamp>.{pcd|bin} + <timestamp>.yaml, negative agent ids
+// being infrastructure. Also reads what `qv2x sim --out` writes (opv2v_writer.h).
+#ifndef QV2X_CORE_DATA_OPV2V_READER_H_
+#define QV2X_CORE_DATA_OPV2V_READER_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/data/frame.h"
+
+namespace qv2x {
+
+// One agent's YAML: its LiDAR pose and the objects it lists (world frame).
+struct Opv2vAgentInfo {
+  Pose lidar_pose;
+  bool has_ego_flag = false;
+  bool ego = false;
+  std::vector<GtObject> objects;  // in file order
+};
+
+// Parses an agent YAML. Box centre = location + center; yaw = angle[1] (degrees);
+// sizes = 2 x extent; class from obj_type (absent: vehicle). visible_to / points_by_agent
+// are read when present (qv2x writes them). `origin` names the source in errors.
+absl::StatusOr<Opv2vAgentInfo> ParseOpv2vAgentYaml(const std::string& text,
+                                                   const std::string& origin);
+
+class Opv2vDataset {
+ public:
+  // Scans `root` for scenario folders (those with at least one numeric agent folder).
+  static absl::StatusOr<Opv2vDataset> Open(const std::string& root);
+
+  struct FrameRef {
+    int scenario = 0;
+    std::string timestamp;
+  };
+
+  const std::string& root() const { return root_; }
+  const std::vector<std::string>& scenarios() const { return scenarios_; }
+  // Agent ids of a scenario, the ego first: the agent whose YAML says `ego: true`, else the
+  // lowest non-negative id (infrastructure is never the default ego).
+  const std::vector<int>& agent_ids(int scenario) const { return agents_[scenario]; }
+  // Every timestamp of every scenario's ego, scenarios and timestamps in sorted order.
+  const std::vector<FrameRef>& frames() const { return frames_; }
+
+  // The frame: each agent that has this timestamp (ego first) and the ground truth, the
+  // union of all agents' object lists de-duplicated by id.
+  absl::StatusOr<SceneFrame> ReadFrame(size_t i) const;
+  absl::StatusOr<SceneFrame> ReadFrame(const std::string& scenario,
+                                       const std::string& timestamp) const;
+
+ private:
+  absl::StatusOr<SceneFrame> Read(int scenario, const std::string& timestamp, int index) const;
+
+  std::string root_;
+  std::vector<std::string> scenarios_;
+  std::vector<std::vector<int>> agents_;
+  std::vector<FrameRef> frames_;
+};
+
+}  // namespace qv2x
+
+#endif  // QV2X_CORE_DATA_OPV2V_READER_H_

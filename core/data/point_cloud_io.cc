@@ -1,0 +1,316 @@
+#include "core/data/point_cloud_io.h"
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "core/common/file_util.h"
+#include "core/common/status_macros.h"
+
+namespace qv2x {
+namespace {
+
+struct PcdField {
+  std::string name;
+  char type = 'F';  // F, U or I
+  int size = 4;
+  int count = 1;
+  int offset = 0;  // bytes into a binary record
+  int column = 0;  // first token in an ASCII line
+};
+
+struct PcdHeader {
+  std::vector<PcdField> fields;
+  int64_t points = -1;
+  std::string data;
+  int record_bytes = 0;
+  int record_tokens = 0;
+};
+
+absl::Status Bad(const std::string& origin, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(origin, ": ", what));
+}
+
+bool ValidType(char type, int size) {
+  if (type == 'F') return size == 4 || size == 8;
+  if (type == 'U' || type == 'I') return size == 1 || size == 2 || size == 4 || size == 8;
+  return false;
+}
+
+double ReadBinaryValue(const char* p, char type, int size) {
+  switch (type) {
+    case 'F':
+      if (size == 4) {
+        float f;
+        std::memcpy(&f, p, 4);
+        return f;
+      } else {
+        double d;
+        std::memcpy(&d, p, 8);
+        return d;
+      }
+    case 'U': {
+      uint64_t v = 0;
+      std::memcpy(&v, p, size);  // little-endian hosts
+      return static_cast<double>(v);
+    }
+    default: {
+      int64_t v = 0;
+      std::memcpy(&v, p, size);
+      const int shift = 64 - 8 * size;  // sign-extend
+      return static_cast<double>((v << shift) >> shift);
+    }
+  }
+}
+
+// Open3D keeps a point's colour in an `rgb` field whose 32 bits hold 0x00RRGGBB (stored as
+// a float or an unsigned int); OPV2V puts the intensity in the red channel.
+float IntensityFromRgbBits(uint32_t bits) { return ((bits >> 16) & 0xFFu) / 255.0f; }
+
+// Float or unsigned, the 4 bytes are the same bits.
+uint32_t RgbBitsBinary(const char* p) {
+  uint32_t bits;
+  std::memcpy(&bits, p, 4);
+  return bits;
+}
+
+absl::StatusOr<uint32_t> RgbBitsAscii(const std::string& token, char type) {
+  if (type == 'F') {
+    float f;
+    if (!absl::SimpleAtof(token, &f)) return absl::InvalidArgumentError(token);
+    uint32_t bits;
+    std::memcpy(&bits, &f, 4);
+    return bits;
+  }
+  uint32_t v;
+  if (!absl::SimpleAtoi(token, &v)) return absl::InvalidArgumentError(token);
+  return v;
+}
+
+absl::StatusOr<PcdHeader> ParseHeader(const std::string& bytes, size_t* data_start,
+                                      const std::string& origin) {
+  PcdHeader h;
+  std::vector<std::string> names, types;
+  std::vector<int> sizes, counts;
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    size_t eol = bytes.find('\n', pos);
+    if (eol == std::string::npos) eol = bytes.size();
+    std::string line(absl::StripAsciiWhitespace(bytes.substr(pos, eol - pos)));
+    pos = eol + 1;
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> tok = absl::StrSplit(line, ' ', absl::SkipWhitespace());
+    const std::string key = absl::AsciiStrToUpper(tok[0]);
+    tok.erase(tok.begin());
+    auto ints = [&](std::vector<int>* out) -> absl::Status {
+      for (const std::string& t : tok) {
+        int v;
+        if (!absl::SimpleAtoi(t, &v) || v <= 0)
+          return Bad(origin, absl::StrCat(key, ": bad value \"", t, "\""));
+        out->push_back(v);
+      }
+      return absl::OkStatus();
+    };
+    if (key == "FIELDS") {
+      names = tok;
+    } else if (key == "SIZE") {
+      QV2X_RETURN_IF_ERROR(ints(&sizes));
+    } else if (key == "TYPE") {
+      types = tok;
+    } else if (key == "COUNT") {
+      QV2X_RETURN_IF_ERROR(ints(&counts));
+    } else if (key == "POINTS") {
+      if (tok.size() != 1 || !absl::SimpleAtoi(tok[0], &h.points) || h.points < 0) {
+        return Bad(origin, "POINTS: expected a non-negative integer");
+      }
+    } else if (key == "DATA") {
+      if (tok.size() != 1) return Bad(origin, "DATA: expected ascii or binary");
+      h.data = absl::AsciiStrToLower(tok[0]);
+      *data_start = pos;
+      break;
+    }
+    // VERSION, WIDTH, HEIGHT and VIEWPOINT do not change how points are read.
+  }
+  if (h.data.empty()) return Bad(origin, "not a PCD file (no DATA line)");
+  if (h.data != "ascii" && h.data != "binary") {
+    return absl::UnimplementedError(
+        absl::StrCat(origin, ": PCD DATA ", h.data, " is not supported (ascii or binary only)"));
+  }
+  if (names.empty()) return Bad(origin, "FIELDS line missing");
+  if (counts.empty()) counts.assign(names.size(), 1);
+  if (sizes.size() != names.size() || types.size() != names.size() ||
+      counts.size() != names.size()) {
+    return Bad(origin, "FIELDS, SIZE, TYPE and COUNT disagree on the number of fields");
+  }
+  if (h.points < 0) return Bad(origin, "POINTS line missing");
+  for (size_t i = 0; i < names.size(); ++i) {
+    PcdField f;
+    f.name = absl::AsciiStrToLower(names[i]);
+    f.type = types[i].size() == 1 ? static_cast<char>(absl::ascii_toupper(types[i][0])) : '?';
+    f.size = sizes[i];
+    f.count = counts[i];
+    if (!ValidType(f.type, f.size)) {
+      return Bad(origin, absl::StrCat("field ", names[i], ": unsupported TYPE ", types[i],
+                                      " with SIZE ", sizes[i]));
+    }
+    f.offset = h.record_bytes;
+    f.column = h.record_tokens;
+    h.record_bytes += f.size * f.count;
+    h.record_tokens += f.count;
+    h.fields.push_back(f);
+  }
+  return h;
+}
+
+const PcdField* FindField(const PcdHeader& h, std::initializer_list<const char*> names) {
+  for (const char* n : names) {
+    for (const PcdField& f : h.fields) {
+      if (f.name == n) return &f;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+absl::StatusOr<PointCloud> ParsePcd(const std::string& bytes, const std::string& origin) {
+  size_t data_start = 0;
+  QV2X_ASSIGN_OR_RETURN(PcdHeader h, ParseHeader(bytes, &data_start, origin));
+  const PcdField* fx = FindField(h, {"x"});
+  const PcdField* fy = FindField(h, {"y"});
+  const PcdField* fz = FindField(h, {"z"});
+  if (fx == nullptr || fy == nullptr || fz == nullptr) {
+    return Bad(origin, "FIELDS must include x, y and z");
+  }
+  const PcdField* fi = FindField(h, {"intensity", "i"});
+  const PcdField* frgb = fi == nullptr ? FindField(h, {"rgb", "rgba"}) : nullptr;
+  if (frgb != nullptr && frgb->size != 4) return Bad(origin, "rgb field must be 4 bytes");
+
+  PointCloud cloud;
+  cloud.reserve(static_cast<size_t>(h.points));
+  if (h.data == "binary") {
+    const size_t need = static_cast<size_t>(h.points) * h.record_bytes;
+    if (bytes.size() < data_start || bytes.size() - data_start < need) {
+      return absl::DataLossError(absl::StrCat(origin, ": truncated: ", h.points, " points need ",
+                                              need, " bytes of data, found ",
+                                              bytes.size() - std::min(bytes.size(), data_start)));
+    }
+    const char* base = bytes.data() + data_start;
+    for (int64_t i = 0; i < h.points; ++i) {
+      const char* rec = base + i * h.record_bytes;
+      Point p;
+      p.x = static_cast<float>(ReadBinaryValue(rec + fx->offset, fx->type, fx->size));
+      p.y = static_cast<float>(ReadBinaryValue(rec + fy->offset, fy->type, fy->size));
+      p.z = static_cast<float>(ReadBinaryValue(rec + fz->offset, fz->type, fz->size));
+      if (fi != nullptr) {
+        p.intensity = static_cast<float>(ReadBinaryValue(rec + fi->offset, fi->type, fi->size));
+      } else if (frgb != nullptr) {
+        p.intensity = IntensityFromRgbBits(RgbBitsBinary(rec + frgb->offset));
+      }
+      if (std::isfinite(p.x) && std::isfinite(p.y) && std::isfinite(p.z)) cloud.push_back(p);
+    }
+    return cloud;
+  }
+  // ASCII: one point per line.
+  size_t pos = data_start;
+  int64_t read = 0;
+  while (read < h.points && pos < bytes.size()) {
+    size_t eol = bytes.find('\n', pos);
+    if (eol == std::string::npos) eol = bytes.size();
+    const absl::string_view line =
+        absl::StripAsciiWhitespace(absl::string_view(bytes).substr(pos, eol - pos));
+    pos = eol + 1;
+    if (line.empty()) continue;
+    std::vector<std::string> tok = absl::StrSplit(line, ' ', absl::SkipWhitespace());
+    if (static_cast<int>(tok.size()) < h.record_tokens) {
+      return Bad(origin, absl::StrCat("point ", read, ": expected ", h.record_tokens,
+                                      " values, got ", tok.size()));
+    }
+    auto num = [&](const PcdField* f, float* out) -> absl::Status {
+      const std::string& t = tok[f->column];
+      if (absl::AsciiStrToLower(t) == "nan") {
+        *out = std::nanf("");
+        return absl::OkStatus();
+      }
+      if (!absl::SimpleAtof(t, out)) {
+        return Bad(origin, absl::StrCat("point ", read, ": bad number \"", t, "\""));
+      }
+      return absl::OkStatus();
+    };
+    Point p;
+    QV2X_RETURN_IF_ERROR(num(fx, &p.x));
+    QV2X_RETURN_IF_ERROR(num(fy, &p.y));
+    QV2X_RETURN_IF_ERROR(num(fz, &p.z));
+    if (fi != nullptr) {
+      QV2X_RETURN_IF_ERROR(num(fi, &p.intensity));
+    } else if (frgb != nullptr) {
+      absl::StatusOr<uint32_t> bits = RgbBitsAscii(tok[frgb->column], frgb->type);
+      if (!bits.ok()) {
+        return Bad(origin, absl::StrCat("point ", read, ": bad rgb \"", tok[frgb->column], "\""));
+      }
+      p.intensity = IntensityFromRgbBits(*bits);
+    }
+    ++read;
+    if (std::isfinite(p.x) && std::isfinite(p.y) && std::isfinite(p.z)) cloud.push_back(p);
+  }
+  if (read < h.points) {
+    return absl::DataLossError(
+        absl::StrCat(origin, ": truncated: POINTS says ", h.points, ", found ", read));
+  }
+  return cloud;
+}
+
+absl::StatusOr<PointCloud> ReadPcd(const std::string& path) {
+  QV2X_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+  return ParsePcd(bytes, path);
+}
+
+std::string EncodePcdBinary(const PointCloud& cloud) {
+  // Binary PCD stores values in host order; every platform we build for is little-endian.
+  std::string out = absl::StrCat(
+      "# .PCD v0.7 - Point Cloud Data file format\nVERSION 0.7\nFIELDS x y z intensity\n"
+      "SIZE 4 4 4 4\nTYPE F F F F\nCOUNT 1 1 1 1\nWIDTH ",
+      cloud.size(), "\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS ", cloud.size(),
+      "\nDATA binary\n");
+  const size_t header = out.size();
+  out.resize(header + cloud.size() * 16);
+  char* p = out.data() + header;
+  for (const Point& pt : cloud) {
+    const float v[4] = {pt.x, pt.y, pt.z, pt.intensity};
+    std::memcpy(p, v, 16);
+    p += 16;
+  }
+  return out;
+}
+
+absl::Status WritePcd(const std::string& path, const PointCloud& cloud) {
+  return WriteFileAtomic(path, EncodePcdBinary(cloud));
+}
+
+absl::StatusOr<PointCloud> ReadBin(const std::string& path) {
+  QV2X_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+  if (bytes.size() % 16 != 0) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": ", bytes.size(), " bytes is not a whole number of float32 x 4 rows"));
+  }
+  PointCloud cloud(bytes.size() / 16);
+  for (size_t i = 0; i < cloud.size(); ++i) {
+    float v[4];
+    std::memcpy(v, bytes.data() + i * 16, 16);
+    cloud[i] = {v[0], v[1], v[2], v[3]};
+  }
+  return cloud;
+}
+
+absl::StatusOr<PointCloud> ReadPointCloud(const std::string& path) {
+  if (absl::EndsWith(path, ".pcd")) return ReadPcd(path);
+  if (absl::EndsWith(path, ".bin")) return ReadBin(path);
+  return absl::InvalidArgumentError(absl::StrCat(path, ": expected a .pcd or .bin file"));
+}
+
+}  // namespace qv2x
