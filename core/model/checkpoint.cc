@@ -1,0 +1,244 @@
+#include "core/model/checkpoint.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/common/file_util.h"
+#include "core/model/codebook.h"
+#include "core/model/torch_status.h"
+
+namespace qv2x {
+namespace {
+
+constexpr char kCodebookPrefix[] = "codebook.";
+constexpr char kCodewordsPrefix[] = "codebook.codewords.";
+constexpr size_t kNamesShown = 6;
+
+torch::Tensor TextTensor(const std::string& s) {
+  torch::Tensor t = torch::empty({static_cast<int64_t>(s.size())}, torch::kUInt8);
+  std::copy(s.begin(), s.end(), reinterpret_cast<char*>(t.data_ptr<uint8_t>()));
+  return t;
+}
+
+absl::StatusOr<std::string> TensorText(const std::string& key, const torch::Tensor& t) {
+  if (t.scalar_type() != torch::kUInt8 || t.dim() != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("checkpoint: metadata ", key, " is not a 1-D uint8 tensor"));
+  }
+  const torch::Tensor c = t.contiguous();
+  const char* p = reinterpret_cast<const char*>(c.data_ptr<uint8_t>());
+  return std::string(p, p + c.numel());
+}
+
+absl::StatusOr<int> TextInt(const std::string& key, const std::string& text) {
+  int v = 0;
+  if (!absl::SimpleAtoi(text, &v)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("checkpoint: metadata ", key, " is not an integer: \"", text, "\""));
+  }
+  return v;
+}
+
+std::string Shape(const torch::Tensor& t) { return c10::str(t.sizes()); }
+
+// "a, b, c and 4 more"
+std::string NameList(const std::vector<std::string>& names) {
+  std::vector<std::string> shown(names.begin(),
+                                 names.begin() + std::min(names.size(), kNamesShown));
+  std::string out = absl::StrJoin(shown, ", ");
+  if (names.size() > kNamesShown)
+    absl::StrAppend(&out, " and ", names.size() - kNamesShown, " more");
+  return out;
+}
+
+const CodebookImpl* FindCodebook(const torch::nn::Module& module) {
+  for (const auto& item : module.named_modules()) {
+    if (const auto* cb = item.value()->as<CodebookImpl>()) return cb;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+const torch::Tensor* Checkpoint::Find(const std::string& name) const {
+  for (const auto& [n, t] : tensors) {
+    if (n == name) return &t;
+  }
+  return nullptr;
+}
+
+NamedTensors StateDict(const torch::nn::Module& module) {
+  NamedTensors out;
+  for (const auto& item : module.named_modules()) {
+    const std::string prefix = item.key().empty() ? "" : item.key() + ".";
+    for (const auto& p : item.value()->named_parameters(/*recurse=*/false)) {
+      out.emplace_back(prefix + p.key(), p.value());
+    }
+    for (const auto& b : item.value()->named_buffers(/*recurse=*/false)) {
+      out.emplace_back(prefix + b.key(), b.value());
+    }
+  }
+  return out;
+}
+
+std::string CodebookDigestOf(const torch::nn::Module& module) {
+  const CodebookImpl* cb = FindCodebook(module);
+  return cb == nullptr ? "" : cb->Digest();
+}
+
+absl::StatusOr<std::string> SerializeCheckpoint(const torch::nn::Module& module,
+                                                CheckpointMeta meta) {
+  return TorchCall("writing the checkpoint", [&]() -> absl::StatusOr<std::string> {
+    meta.codebook_digest = CodebookDigestOf(module);
+    c10::Dict<std::string, torch::Tensor> dict;
+    for (const auto& [name, t] : StateDict(module)) {
+      dict.insert(name, t.detach().to(torch::kCPU).contiguous());
+    }
+    const std::string p = kCheckpointMetaPrefix;
+    dict.insert(p + "format_version", TextTensor(std::to_string(meta.format_version)));
+    dict.insert(p + "model", TextTensor(meta.model));
+    dict.insert(p + "stage", TextTensor(std::to_string(meta.stage)));
+    dict.insert(p + "epoch", TextTensor(std::to_string(meta.epoch)));
+    dict.insert(p + "codebook_digest", TextTensor(meta.codebook_digest));
+    dict.insert(p + "config_yaml", TextTensor(meta.config_yaml));
+    const std::vector<char> bytes = torch::pickle_save(torch::IValue(dict));
+    return std::string(bytes.begin(), bytes.end());
+  });
+}
+
+absl::StatusOr<Checkpoint> ParseCheckpoint(const std::string& bytes) {
+  absl::StatusOr<torch::IValue> loaded =
+      TorchCall("reading the checkpoint", [&]() -> absl::StatusOr<torch::IValue> {
+        return torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+      });
+  if (!loaded.ok()) return loaded.status();
+  if (!loaded->isGenericDict()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("checkpoint: expected a dict of tensors, got ", loaded->tagKind()));
+  }
+  Checkpoint ckpt;
+  for (const auto& entry : loaded->toGenericDict()) {
+    if (!entry.key().isString()) {
+      return absl::InvalidArgumentError("checkpoint: a key is not a string");
+    }
+    const std::string key = entry.key().toStringRef();
+    if (!entry.value().isTensor()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("checkpoint: entry ", key, " is not a tensor"));
+    }
+    const torch::Tensor& t = entry.value().toTensor();
+    if (!absl::StartsWith(key, kCheckpointMetaPrefix)) {
+      ckpt.tensors.emplace_back(key, t);
+      continue;
+    }
+    const std::string field = key.substr(sizeof(kCheckpointMetaPrefix) - 1);
+    absl::StatusOr<std::string> text = TensorText(key, t);
+    if (!text.ok()) return text.status();
+    CheckpointMeta& m = ckpt.meta;
+    if (field == "format_version" || field == "stage" || field == "epoch") {
+      absl::StatusOr<int> v = TextInt(key, *text);
+      if (!v.ok()) return v.status();
+      (field == "format_version" ? m.format_version : field == "stage" ? m.stage : m.epoch) = *v;
+    } else if (field == "model") {
+      m.model = *text;
+    } else if (field == "codebook_digest") {
+      m.codebook_digest = *text;
+    } else if (field == "config_yaml") {
+      m.config_yaml = *text;
+    }  // Unknown metadata from a later minor revision is ignored.
+  }
+  if (ckpt.meta.format_version > kCheckpointFormatVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkpoint: format version ", ckpt.meta.format_version,
+                     " is newer than this build's ", kCheckpointFormatVersion));
+  }
+  return ckpt;
+}
+
+absl::Status SaveCheckpoint(const torch::nn::Module& module, const CheckpointMeta& meta,
+                            const std::string& path) {
+  absl::StatusOr<std::string> bytes = SerializeCheckpoint(module, meta);
+  if (!bytes.ok()) return bytes.status();
+  return WriteFileAtomic(path, *bytes);
+}
+
+absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path) {
+  absl::StatusOr<std::string> bytes = ReadFile(path);
+  if (!bytes.ok()) return bytes.status();
+  absl::StatusOr<Checkpoint> ckpt = ParseCheckpoint(*bytes);
+  if (!ckpt.ok()) {
+    return absl::Status(ckpt.status().code(), absl::StrCat(path, ": ", ckpt.status().message()));
+  }
+  return ckpt;
+}
+
+absl::Status LoadStateDict(torch::nn::Module& module, const Checkpoint& checkpoint,
+                           const LoadOptions& options) {
+  auto skipped = [&](const std::string& name) {
+    return options.skip_codebook && absl::StartsWith(name, kCodebookPrefix);
+  };
+  std::map<std::string, const torch::Tensor*> file;
+  for (const auto& [name, t] : checkpoint.tensors) file[name] = &t;
+
+  const NamedTensors target = StateDict(module);
+  std::vector<std::string> missing, misshaped, unexpected;
+  std::vector<std::pair<torch::Tensor, const torch::Tensor*>> copies;
+  std::map<std::string, bool> known;
+  for (const auto& [name, dst] : target) {
+    known[name] = true;
+    if (skipped(name)) continue;
+    auto it = file.find(name);
+    if (it == file.end()) {
+      missing.push_back(name);
+    } else if (it->second->sizes() != dst.sizes()) {
+      misshaped.push_back(
+          absl::StrCat(name, " (model ", Shape(dst), ", file ", Shape(*it->second), ")"));
+    } else {
+      copies.emplace_back(dst, it->second);
+    }
+  }
+  if (!options.allow_unexpected) {
+    for (const auto& [name, t] : checkpoint.tensors) {
+      if (!known.count(name) && !skipped(name)) unexpected.push_back(name);
+    }
+  }
+  if (!missing.empty() || !misshaped.empty() || !unexpected.empty()) {
+    std::vector<std::string> parts;
+    if (!missing.empty())
+      parts.push_back(absl::StrCat(missing.size(), " missing: ", NameList(missing)));
+    if (!misshaped.empty()) {
+      parts.push_back(absl::StrCat(misshaped.size(), " mis-shaped: ", NameList(misshaped)));
+    }
+    if (!unexpected.empty()) {
+      parts.push_back(absl::StrCat(unexpected.size(), " unexpected: ", NameList(unexpected)));
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("checkpoint does not fit the model: ", absl::StrJoin(parts, "; ")));
+  }
+  return TorchCall("loading the checkpoint", [&]() -> absl::Status {
+    // The file's codewords must hash to the digest it records: a receiver trusts the
+    // digest to name the codebook, so a silently altered codebook is refused before any
+    // tensor is copied.
+    if (!options.skip_codebook && !checkpoint.meta.codebook_digest.empty()) {
+      std::vector<torch::Tensor> levels;
+      for (const auto& [name, dst] : target) {
+        if (absl::StartsWith(name, kCodewordsPrefix)) levels.push_back(*file.at(name));
+      }
+      const std::string digest = CodewordsDigest(levels);
+      if (!levels.empty() && digest != checkpoint.meta.codebook_digest) {
+        return absl::DataLossError(absl::StrCat("checkpoint: codebook digest ", digest,
+                                                " does not match the recorded ",
+                                                checkpoint.meta.codebook_digest));
+      }
+    }
+    torch::NoGradGuard no_grad;
+    for (auto& [dst, src] : copies) dst.copy_(*src);
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace qv2x

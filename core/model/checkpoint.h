@@ -1,0 +1,73 @@
+// Checkpoints as PyTorch state_dict files (docs/checkpoint-format.md): one pickled dict of
+// name → tensor, written with torch::pickle_save so that Python's torch.load reads it.
+// Metadata travels in the same dict as UTF-8 text in uint8 tensors under `__qv2x__.<key>`.
+#ifndef QV2X_CORE_MODEL_CHECKPOINT_H_
+#define QV2X_CORE_MODEL_CHECKPOINT_H_
+
+#include <torch/torch.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace qv2x {
+
+inline constexpr int kCheckpointFormatVersion = 1;
+inline constexpr char kCheckpointMetaPrefix[] = "__qv2x__.";
+
+struct CheckpointMeta {
+  int format_version = kCheckpointFormatVersion;
+  std::string model;  // model.core_method
+  int stage = 0;      // training stage that produced the weights (0: fresh init)
+  int epoch = 0;
+  std::string codebook_digest;  // CodebookImpl::Digest(); empty without a codebook
+  std::string config_yaml;      // the stage YAML text the model was built from
+};
+
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+struct Checkpoint {
+  NamedTensors tensors;  // model tensors only, in file order
+  CheckpointMeta meta;
+  const torch::Tensor* Find(const std::string& name) const;
+};
+
+// Parameters and buffers in PyTorch's state_dict order (per module, pre-order: own
+// parameters, then own buffers, then children). Tensors alias the module's storage.
+NamedTensors StateDict(const torch::nn::Module& module);
+
+// Serialises `module`'s state_dict plus `meta`. The codebook digest is filled in from the
+// module's codebook when it has one.
+absl::StatusOr<std::string> SerializeCheckpoint(const torch::nn::Module& module,
+                                                CheckpointMeta meta);
+absl::StatusOr<Checkpoint> ParseCheckpoint(const std::string& bytes);
+
+// Atomic write (temporary file + rename) / read of a checkpoint file.
+absl::Status SaveCheckpoint(const torch::nn::Module& module, const CheckpointMeta& meta,
+                            const std::string& path);
+absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path);
+
+struct LoadOptions {
+  // Leave `codebook.*` as it is in the module and ignore it in the file (stage 2 starts
+  // from a stage-1 checkpoint this way).
+  bool skip_codebook = false;
+  // Accept file tensors the module does not have (an agent encoder loading a full
+  // detector checkpoint).
+  bool allow_unexpected = false;
+};
+
+// Copies the checkpoint into the module. Every missing, mis-shaped or (unless allowed)
+// unexpected tensor is reported in one InvalidArgument naming them; nothing is copied
+// then. A codebook whose values do not match the recorded digest is DataLoss.
+absl::Status LoadStateDict(torch::nn::Module& module, const Checkpoint& checkpoint,
+                           const LoadOptions& options = {});
+
+// The module's codebook digest, or "" when it has no codebook.
+std::string CodebookDigestOf(const torch::nn::Module& module);
+
+}  // namespace qv2x
+
+#endif  // QV2X_CORE_MODEL_CHECKPOINT_H_

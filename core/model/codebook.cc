@@ -1,0 +1,169 @@
+#include "core/model/codebook.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace qv2x {
+namespace {
+
+namespace F = torch::nn::functional;
+
+constexpr uint64_t kFnvOffset = 1469598103934665603ull;
+constexpr uint64_t kFnvPrime = 1099511628211ull;
+
+void Fnv1a(uint64_t& h, const void* data, size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) {
+    h ^= p[i];
+    h *= kFnvPrime;
+  }
+}
+
+}  // namespace
+
+CodebookImpl::CodebookImpl(const CodebookConfig& cfg)
+    : channels_(cfg.channel),
+      segments_(cfg.seg_num),
+      dict_size_(cfg.dict_size),
+      seg_dim_(cfg.channel / cfg.seg_num) {
+  codewords = register_module("codewords", torch::nn::ParameterList());
+  const double stddev = std::sqrt(2.0 / (5.0 * static_cast<double>(seg_dim_)));
+  for (int l = 0; l < cfg.residual_levels; ++l) {
+    // ParameterList keeps the tensor's requires_grad flag, so set it here.
+    codewords->append(
+        (torch::randn({segments_, dict_size_, seg_dim_}) * stddev).requires_grad_(true));
+  }
+}
+
+torch::Tensor CodebookImpl::ToSegments(const torch::Tensor& x) const {
+  // [N, C, H, W] → [N, H, W, C] → [P, m, d] → [m, P, d]
+  return x.permute({0, 2, 3, 1}).reshape({-1, segments_, seg_dim_}).transpose(0, 1);
+}
+
+torch::Tensor CodebookImpl::FromSegments(const torch::Tensor& s,
+                                         const torch::IntArrayRef& shape) const {
+  // [m, P, d] → [P, m, d] → [N, H, W, C] → [N, C, H, W], left channels-last in memory.
+  return s.transpose(0, 1).reshape({shape[0], shape[2], shape[3], channels_}).permute({0, 3, 1, 2});
+}
+
+torch::Tensor CodebookImpl::Distances(const torch::Tensor& x, int64_t level) const {
+  const torch::Tensor& cb = (*codewords)[level];             // [m, k, d]
+  const torch::Tensor x_sq = x.pow(2).sum(2, true);          // [m, P, 1]
+  const torch::Tensor c_sq = cb.pow(2).sum(2).unsqueeze(1);  // [m, 1, k]
+  return torch::baddbmm(x_sq + c_sq, x, cb.transpose(1, 2), /*beta=*/1, /*alpha=*/-2);
+}
+
+CodebookOutput CodebookImpl::forward(const torch::Tensor& x) {
+  CodebookOutput out;
+  if (!is_training()) {
+    out.indices = Encode(x);
+    out.reconstruction = DecodeUnchecked(out.indices);
+    out.loss = F::mse_loss(out.reconstruction, x.detach());
+    return out;
+  }
+  const torch::Tensor target = ToSegments(x);  // [m, P, d]
+  const double inv_sqrt_k = 1.0 / std::sqrt(static_cast<double>(dict_size_));
+  torch::Tensor residual = target;
+  torch::Tensor recon;
+  for (int64_t l = 0; l < levels(); ++l) {
+    const torch::Tensor logits = Distances(residual, l) * -inv_sqrt_k;  // [m, P, k]
+    const torch::Tensor one_hot =
+        F::gumbel_softmax(logits, F::GumbelSoftmaxFuncOptions().tau(1.0).hard(true).dim(-1));
+    const torch::Tensor level_recon = torch::bmm(one_hot, (*codewords)[l]);  // [m, P, d]
+    recon = l == 0 ? level_recon : recon + level_recon;
+    residual = residual - level_recon;
+  }
+  out.reconstruction = FromSegments(recon, x.sizes());
+  out.loss = F::mse_loss(out.reconstruction, x.detach());
+  return out;
+}
+
+torch::Tensor CodebookImpl::Encode(const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
+  torch::Tensor residual = ToSegments(x);
+  std::vector<torch::Tensor> per_level;
+  for (int64_t l = 0; l < levels(); ++l) {
+    torch::Tensor idx = Distances(residual, l).argmin(2);  // [m, P]
+    per_level.push_back(idx);
+    if (l + 1 < levels()) {
+      const torch::Tensor& cb = (*codewords)[l];
+      // Gather the chosen codewords per segment: [m, P, d].
+      residual = residual - torch::gather(cb, 1, idx.unsqueeze(2).expand({-1, -1, seg_dim_}));
+    }
+  }
+  // [L·m, P] → [L·m, N, H, W] → [N, L·m, H, W]
+  return torch::cat(per_level, 0).view({-1, n, h, w}).permute({1, 0, 2, 3}).contiguous();
+}
+
+torch::Tensor CodebookImpl::DecodeUnchecked(const torch::Tensor& indices) {
+  const int64_t n = indices.size(0), h = indices.size(2), w = indices.size(3);
+  // [N, L·m, H, W] → [L, m, P]; row of segment s in the flattened [m·k, d] table is s·k + i.
+  const torch::Tensor idx =
+      indices.to(torch::kInt64).permute({1, 0, 2, 3}).reshape({levels(), segments_, n * h * w});
+  const torch::Tensor offsets =
+      torch::arange(segments_, idx.options()).mul_(dict_size_).view({segments_, 1});
+  torch::Tensor recon;
+  for (int64_t l = 0; l < levels(); ++l) {
+    const torch::Tensor flat = (idx[l] + offsets).view({-1});  // [m·P]
+    torch::Tensor part = (*codewords)[l].reshape({-1, seg_dim_}).index_select(0, flat);
+    part = part.view({segments_, -1, seg_dim_});  // [m, P, d]
+    recon = l == 0 ? part : recon + part;
+  }
+  return FromSegments(recon, {n, channels_, h, w});
+}
+
+absl::StatusOr<torch::Tensor> CodebookImpl::Decode(const torch::Tensor& indices) {
+  if (indices.dim() != 4 || indices.size(1) != levels() * segments_) {
+    return absl::InvalidArgumentError(absl::StrCat("codebook indices: expected shape [N, ",
+                                                   levels() * segments_, ", H, W], got ",
+                                                   c10::str(indices.sizes())));
+  }
+  if (indices.is_floating_point() || indices.is_complex() ||
+      indices.scalar_type() == torch::kBool) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "codebook indices: expected an integer dtype, got ", c10::toString(indices.scalar_type())));
+  }
+  if (indices.numel() > 0) {
+    const auto [lo, hi] = torch::aminmax(indices);
+    if (lo.item<int64_t>() < 0 || hi.item<int64_t>() >= dict_size_) {
+      return absl::InvalidArgumentError(absl::StrCat("codebook indices: values must lie in [0, ",
+                                                     dict_size_, "), got [", lo.item<int64_t>(),
+                                                     ", ", hi.item<int64_t>(), "]"));
+    }
+  }
+  return DecodeUnchecked(indices);
+}
+
+std::string CodewordsDigest(const std::vector<torch::Tensor>& levels) {
+  uint64_t h = kFnvOffset;
+  // Shape first (levels, then each level's m, k, d as little-endian int64), then values.
+  auto mix_int = [&h](int64_t v) {
+    for (int i = 0; i < 8; ++i) {
+      const unsigned char byte =
+          static_cast<unsigned char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xff);
+      Fnv1a(h, &byte, 1);
+    }
+  };
+  mix_int(static_cast<int64_t>(levels.size()));
+  for (const torch::Tensor& level : levels) {
+    for (int64_t d : level.sizes()) mix_int(d);
+  }
+  for (const torch::Tensor& level : levels) {
+    const torch::Tensor t = level.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    Fnv1a(h, t.data_ptr<float>(), sizeof(float) * t.numel());
+  }
+  return absl::StrFormat("%016x", h);
+}
+
+std::string CodebookImpl::Digest() const {
+  std::vector<torch::Tensor> all;
+  for (int64_t l = 0; l < levels(); ++l) all.push_back((*codewords)[l]);
+  return CodewordsDigest(all);
+}
+
+}  // namespace qv2x
