@@ -29,7 +29,7 @@ function(qv2x_test name src)
   endif()
   add_test(NAME ${name} COMMAND ${name} WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(${name} PROPERTIES LABELS ${ARG_LABEL} TIMEOUT ${ARG_TIMEOUT}
-                       ENVIRONMENT "OMP_NUM_THREADS=2;BLIS_NUM_THREADS=2;QV2X_BUILD_DIR=${CMAKE_BINARY_DIR}")
+                       ENVIRONMENT "OMP_NUM_THREADS=2;BLIS_NUM_THREADS=2;OMP_WAIT_POLICY=PASSIVE;QV2X_BUILD_DIR=${CMAKE_BINARY_DIR}")
 endfunction()
 
 # The library a test or bench file links follows from its name: <module>_*.cc links

@@ -5,23 +5,28 @@
 # Resumable: rerun it and finished stages are skipped; a stage that was interrupted resumes
 # from its last checkpoint.
 #   scripts/train-shipped-model.sh [--name cpu] [--preset configs/cpu] [--set k=v ...]
+#                                  [--set1|--set2|--set3 k=v ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ORIG_ARGS="$*"
 NAME=cpu
 PRESET=configs/cpu
 BUILD=${BUILD_DIR:-build}
 ARTIFACTS=${ARTIFACTS:-artifacts/shipped}
 EVAL_FRAMES=${EVAL_FRAMES:-0}
-SETS=()
+SETS=() SET1=() SET2=() SET3=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --name) NAME=$2; shift 2;;
     --preset) PRESET=$2; shift 2;;
-    --set) SETS+=(--set "$2"); shift 2;;
+    --set) SETS+=(--set "$2"); shift 2;;       # every stage
+    --set1) SET1+=(--set "$2"); shift 2;;      # one stage only
+    --set2) SET2+=(--set "$2"); shift 2;;
+    --set3) SET3+=(--set "$2"); shift 2;;
     *) echo "unknown argument $1" >&2; exit 2;;
   esac
 done
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} BLIS_NUM_THREADS=${BLIS_NUM_THREADS:-2}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} BLIS_NUM_THREADS=${BLIS_NUM_THREADS:-2} OMP_WAIT_POLICY=PASSIVE
 PRELOAD=$(ls /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 2>/dev/null || true)
 mkdir -p "$ARTIFACTS" models
 PORTS="$ARTIFACTS/trainer.ports"
@@ -38,12 +43,13 @@ echo "trainer at $ADDR, metrics on port $(cut -d' ' -f2 "$PORTS"), log $ARTIFACT
 declare -A WALL
 run_stage() {  # stage, from
   local stage=$1 from=$2 out="stage$1" args=()
+  local -n per_stage="SET$1"
   if [ -f "$ARTIFACTS/$out/done" ]; then echo "stage $stage already done"; return; fi
   [ -n "$from" ] && args+=(--from "$from")
   [ -f "$ARTIFACTS/$out/last.pth" ] && args+=(--resume)
   local t0=$(date +%s)
   "$BUILD/bin/qv2x" train --trainer "$ADDR" --stage "$stage" --config "$PRESET/stage$stage.yaml" \
-    --out "$out" "${args[@]}" "${SETS[@]}"
+    --out "$out" "${args[@]}" "${SETS[@]}" "${per_stage[@]}"
   echo $(( $(date +%s) - t0 )) > "$ARTIFACTS/$out/done"
 }
 run_stage 1 ""
@@ -68,10 +74,11 @@ eval_run coop_stage1 1
 eval_run ego_only_stage3 3 --ego-only
 eval_run coop_stage3 3
 
-python3 - "$NAME" "$PRESET" "$ARTIFACTS" "$TEST_SCENE" "${SETS[@]+"${SETS[@]}"}" <<'PY'
-import json, subprocess, sys, os, datetime
-name, preset, art, test_scene = sys.argv[1:5]
-sets = sys.argv[5:]
+python3 - "$NAME" "$PRESET" "$ARTIFACTS" "$TEST_SCENE" "$EVAL_FRAMES" "$ORIG_ARGS" \
+  "${SETS[*]:-}" "${SET1[*]:-}" "${SET2[*]:-}" "${SET3[*]:-}" <<'PY'
+import json, subprocess, sys, os, datetime, re
+name, preset, art, test_scene, eval_frames, argv = sys.argv[1:7]
+sets = dict(zip(["all", "stage1", "stage2", "stage3"], sys.argv[7:11]))
 res = {}
 for label in ["ego_only_stage1", "coop_stage1", "ego_only_stage3", "coop_stage3"]:
     res[label] = json.load(open(f"{art}/eval/{label}.json"))
@@ -79,9 +86,14 @@ commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=
 prov = {
   "name": name, "preset": preset, "git_commit": commit,
   "date": datetime.datetime.utcnow().isoformat() + "Z",
-  "commands": [f"scripts/train-shipped-model.sh --name {name} --preset {preset} " + " ".join(sets)],
+  "command": "scripts/train-shipped-model.sh " + argv,
   "configs": {f"stage{s}": f"{preset}/stage{s}.yaml" for s in (1, 2, 3)},
-  "overrides": sets[1::2] if sets else [],
+  "overrides": {k: v.replace("--set ", "").split() for k, v in sets.items() if v},
+  "eval_frames": int(eval_frames),
+  "seeds": {
+    "train_params.seed": {f"stage{s}": re.search(r"^\s+seed:\s*(\d+)", open(f"{preset}/stage{s}.yaml").read(), re.M).group(1) for s in (1, 2, 3)},
+    "scenes": {f: re.search(r"^seed:\s*(\d+)", open(f"configs/scenes/{f}.yaml").read(), re.M).group(1) for f in ("train", "val", "test")},
+  },
   "wall_time_s": {f"stage{s}": int(open(f"{art}/stage{s}/done").read()) for s in (1, 2, 3)},
   "test_scene": test_scene,
   "evaluation": res,

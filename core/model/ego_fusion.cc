@@ -1,5 +1,6 @@
 #include "core/model/ego_fusion.h"
 
+#include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -36,6 +37,12 @@ EgoFusionImpl::EgoFusionImpl(const StageConfig& cfg, Codebook shared_codebook) {
   shrink_conv = register_module("shrink_conv", ShrinkHeader(m.shrink_header));
   const int64_t dim = m.shrink_header.dim, anchors = m.anchor_number;
   cls_head = register_module("cls_head", Head(dim, anchors));
+  // Focal-loss prior (RetinaNet): start every anchor at p = 0.01 so that the first steps
+  // are not dominated by ~10^4 easy negatives. A qv2x choice; QuantV2X leaves it at zero.
+  {
+    torch::NoGradGuard no_grad;
+    cls_head->bias.fill_(-std::log((1.0 - 0.01) / 0.01));
+  }
   reg_head = register_module("reg_head", Head(dim, 7 * anchors));
   dir_head = register_module("dir_head", Head(dim, m.dir_args.num_bins * anchors));
 }

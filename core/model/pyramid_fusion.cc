@@ -1,5 +1,7 @@
 #include "core/model/pyramid_fusion.h"
 
+#include <cmath>
+
 #include <limits>
 #include <string>
 
@@ -122,6 +124,10 @@ PyramidFusionImpl::PyramidFusionImpl(const PyramidConfig& cfg, int64_t in_channe
   for (size_t i = 0; i < cfg.num_filters.size(); ++i) {
     heads_.push_back(register_module("single_head_" + std::to_string(i),
                                      nn::Conv2d(nn::Conv2dOptions(cfg.num_filters[i], 1, 1))));
+    // Focal-loss prior p = 0.01, as for the cls head (ego_fusion.cc); the softmax over
+    // agents sees equal scores either way.
+    torch::NoGradGuard no_grad;
+    heads_.back()->bias.fill_(-std::log((1.0 - 0.01) / 0.01));
   }
 }
 

@@ -28,6 +28,11 @@ absl::StatusOr<std::unique_ptr<FrameSource>> FrameSource::Open(const std::string
   if (src->size_ == 0) return absl::InvalidArgumentError(absl::StrCat(spec, ": no frames"));
   if (max_frames > 0 && static_cast<size_t>(max_frames) < src->size_) {
     src->size_ = static_cast<size_t>(max_frames);
+    if (src->sim_) {
+      // Spread the kept frames over each episode rather than taking its first seconds.
+      const int per_scenario = (max_frames + src->scenarios_used_ - 1) / src->scenarios_used_;
+      src->frame_stride_ = std::max(1, src->frames_per_scenario_ / per_scenario);
+    }
   }
   return src;
 }
@@ -35,7 +40,7 @@ absl::StatusOr<std::unique_ptr<FrameSource>> FrameSource::Open(const std::string
 std::pair<int, int> FrameSource::SimIndex(size_t i) const {
   // Interleave scenarios so that a truncated source still spans all of them.
   const int scenario = static_cast<int>(i % scenarios_used_);
-  const int frame = static_cast<int>(i / scenarios_used_);
+  const int frame = static_cast<int>(i / scenarios_used_) * frame_stride_;
   return {scenario, frame};
 }
 

@@ -17,8 +17,9 @@ namespace qv2x {
 
 class FrameSource {
  public:
-  // `spec` is "sim:<scene file>" or a dataset folder. `max_frames` > 0 keeps only the
-  // first frames (quick runs); scenes keep every scenario's first frames in turn.
+  // `spec` is "sim:<scene file>" or a dataset folder. `max_frames` > 0 keeps only that
+  // many frames: a dataset its first ones; a scene the same number from every scenario,
+  // evenly spaced over the episode.
   static absl::StatusOr<std::unique_ptr<FrameSource>> Open(const std::string& spec,
                                                            int max_frames = 0);
 
@@ -37,6 +38,7 @@ class FrameSource {
   std::optional<sim::Simulator> sim_;
   std::optional<Opv2vDataset> dataset_;
   int frames_per_scenario_ = 0;
+  int frame_stride_ = 1;
   int scenarios_used_ = 0;
   size_t size_ = 0;
 };

@@ -26,7 +26,12 @@ std::vector<GtObject> SeenBy(const SceneFrame& frame, const std::vector<int>& ag
 
 std::vector<LabeledBox> EgoGroundTruth(const SceneFrame& frame, const std::vector<int>& agent_ids,
                                        const StageConfig& cfg) {
-  const std::vector<GtObject> kept = SeenBy(frame, agent_ids);
+  std::vector<GtObject> kept = SeenBy(frame, agent_ids);
+  // The ego's own car (object id = agent id in simulated and OPV2V frames) is not a
+  // detection target: its own LiDAR cannot see it and the ego knows where it is.
+  kept.erase(std::remove_if(kept.begin(), kept.end(),
+                            [&](const GtObject& o) { return o.id == frame.ego_id; }),
+             kept.end());
   const AgentFrame* ego = frame.Ego();
   std::vector<LabeledBox> out;
   if (ego == nullptr) return out;

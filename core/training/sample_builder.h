@@ -24,7 +24,8 @@ struct Sample {
 
 // The evaluation ground truth of a frame, in the ego frame: objects inside gt_range that at
 // least one of `agent_ids` saw (when the frame carries visibility, as simulated frames do;
-// dataset frames list annotated objects, which all count). The same set serves the
+// dataset frames list annotated objects, which all count), without the ego's own car
+// (object id == ego id). The same set serves the
 // cooperative and the ego-only evaluation, so that the two are comparable.
 std::vector<LabeledBox> EgoGroundTruth(const SceneFrame& frame, const std::vector<int>& agent_ids,
                                        const StageConfig& cfg);
