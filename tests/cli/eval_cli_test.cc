@@ -1,75 +1,18 @@
 // `qv2x eval` end to end: runs the built binary on box files written to a temp folder.
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdlib>
-#include <fstream>
 #include <sstream>
 #include <string>
-#include <vector>
 
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/cli/cli_test_util.h"
 
 namespace {
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out, err;
-};
+using ::qv2x::testing::CliResult;
 
-class EvalCliTest : public ::testing::Test {
+class EvalCliTest : public ::qv2x::testing::CliTest {
  protected:
-  void SetUp() override {
-    const char* build = std::getenv("QV2X_BUILD_DIR");
-    ASSERT_NE(build, nullptr) << "QV2X_BUILD_DIR is not set (ctest sets it)";
-    bin_ = std::string(build) + "/bin/qv2x";
-    ASSERT_EQ(access(bin_.c_str(), X_OK), 0) << bin_ << " is not built";
-    std::string tmpl = ::testing::TempDir() + "qv2x_eval_cli_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    if (!dir_.empty()) std::system(("rm -rf '" + dir_ + "'").c_str());
-  }
-
-  std::string Write(const std::string& name, const std::string& text) {
-    const std::string path = dir_ + "/" + name;
-    std::ofstream(path) << text;
-    return path;
-  }
-
-  static std::string Slurp(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
-
-  RunResult Run(const std::string& args) {
-    const std::string out = dir_ + "/stdout", err = dir_ + "/stderr";
-    const std::string cmd = "'" + bin_ + "' eval " + args + " >'" + out + "' 2>'" + err + "'";
-    const int status = std::system(cmd.c_str());
-    RunResult r;
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = Slurp(out);
-    r.err = Slurp(err);
-    return r;
-  }
-
-  // A failing run: non-zero exit, nothing on stdout, exactly one line on stderr that
-  // contains `needle`.
-  void ExpectOneLineError(const std::string& args, const std::string& needle) {
-    const RunResult r = Run(args);
-    EXPECT_NE(r.exit_code, 0) << args;
-    EXPECT_NE(r.exit_code, -1) << args << ": killed by a signal";
-    EXPECT_TRUE(r.out.empty()) << args << ": " << r.out;
-    ASSERT_FALSE(r.err.empty()) << args;
-    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "not one line: " << r.err;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
-  }
-
-  std::string bin_, dir_;
+  EvalCliTest() : CliTest("eval") {}
 };
 
 std::string Box(const std::string& cls, double x, double y, double l, double w,
@@ -100,7 +43,7 @@ std::string KnownPred() {
 
 TEST_F(EvalCliTest, JsonKnownAnswer) {
   const std::string gt = Write("gt.json", KnownGt()), pred = Write("pred.json", KnownPred());
-  const RunResult r = Run("--pred '" + pred + "' --gt '" + gt + "' --json");
+  const CliResult r = Run("--pred '" + pred + "' --gt '" + gt + "' --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(r.err.empty()) << r.err;
   EXPECT_EQ(r.out.rfind(R"({"ap":{"vehicle":{"0.3":)", 0), 0u) << r.out;  // documented order
@@ -136,7 +79,7 @@ TEST_F(EvalCliTest, SortOrderChangesTheAnswer) {
                 Box("vehicle", 50, 0, 4, 2, "0.1") + R"(]}, {"frame": "b", "boxes": [)" +
                 Box("vehicle", 0, 0, 4, 2, "0.8") + "]}]}");
   const std::string base = "--pred '" + pred + "' --gt '" + gt + "' --json";
-  const RunResult global = Run(base), by_default = Run(base + " --sort global"),
+  const CliResult global = Run(base), by_default = Run(base + " --sort global"),
                   frame = Run(base + " --sort frame");
   ASSERT_EQ(global.exit_code, 0) << global.err;
   ASSERT_EQ(frame.exit_code, 0) << frame.err;
@@ -148,7 +91,7 @@ TEST_F(EvalCliTest, SortOrderChangesTheAnswer) {
 
 TEST_F(EvalCliTest, TableOutput) {
   const std::string gt = Write("gt.json", KnownGt()), pred = Write("pred.json", KnownPred());
-  const RunResult r = Run("--pred '" + pred + "' --gt '" + gt + "'");
+  const CliResult r = Run("--pred '" + pred + "' --gt '" + gt + "'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (const char* s : {"vehicle", "pedestrian", "truck", "mAP", "AP@0.5", "0.6667", "global"}) {
     EXPECT_NE(r.out.find(s), std::string::npos) << s << " missing from:\n" << r.out;
@@ -161,7 +104,7 @@ TEST_F(EvalCliTest, GroundTruthFramesWithoutPredictionsCountAsMisses) {
                      R"(]}, {"frame": "b", "boxes": [)" + Box("vehicle", 0, 0, 4, 2) + "]}]}");
   const std::string pred = Write("pred.json", R"({"frames": [{"frame": "a", "boxes": [)" +
                                                   Box("vehicle", 0, 0, 4, 2, "0.9") + "]}]}");
-  const RunResult r = Run("--pred '" + pred + "' --gt '" + gt + "' --json");
+  const CliResult r = Run("--pred '" + pred + "' --gt '" + gt + "' --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NEAR(nlohmann::json::parse(r.out)["ap"]["vehicle"]["0.7"].get<double>(), 0.5, 1e-12);
 }
@@ -172,7 +115,7 @@ TEST_F(EvalCliTest, BadInputIsOneLineAndNonZeroExit) {
   const auto file = [&](const std::string& name, const std::string& text) {
     return "'" + Write(name, text) + "'";
   };
-  ExpectOneLineError("--pred '" + dir_ + "/absent.json'" + ok_gt, "absent.json");
+  ExpectOneLineError("--pred '" + dir() + "/absent.json'" + ok_gt, "absent.json");
   ExpectOneLineError("--pred " + file("broken.json", "{\"frames\": [") + ok_gt, "malformed JSON");
   ExpectOneLineError("--pred " +
                          file("car.json", R"({"frames": [{"frame": "000001", "boxes": [)" +
@@ -199,7 +142,7 @@ TEST_F(EvalCliTest, BadInputIsOneLineAndNonZeroExit) {
 }
 
 TEST_F(EvalCliTest, HelpDescribesTheFlags) {
-  const RunResult r = Run("--help");
+  const CliResult r = Run("--help");
   EXPECT_EQ(r.exit_code, 0);
   for (const char* s : {"--pred", "--gt", "--sort", "--json", "global", "frame"}) {
     EXPECT_NE(r.out.find(s), std::string::npos) << s;

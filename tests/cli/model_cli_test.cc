@@ -1,44 +1,27 @@
 // `qv2x model summary|init` end to end: runs the built binary from the repository root.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cstdio>
-#include <cstdlib>
+#include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 
 #include "nlohmann/json.hpp"
+#include "tests/cli/cli_test_util.h"
 
 namespace {
 
+using ::qv2x::testing::CliResult;
 using ::testing::HasSubstr;
 
-struct Result {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
+class ModelCli : public ::qv2x::testing::CliTest {};
 
-Result Qv2x(const std::string& args) {
-  const char* build = std::getenv("QV2X_BUILD_DIR");
-  const std::string cmd = std::string(build ? build : "build") + "/bin/qv2x " + args + " 2>&1";
-  Result r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-TEST(ModelCli, SummaryJsonAtV2xRealStage3) {
-  Result r = Qv2x("model summary --config configs/v2x_real/stage3.yaml --json");
-  ASSERT_EQ(r.code, 0) << r.out;
-  const nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
-  ASSERT_FALSE(j.is_discarded()) << r.out;
+TEST_F(ModelCli, SummaryJsonAtV2xRealStage3) {
+  CliResult r = Run("model summary --config configs/v2x_real/stage3.yaml --json");
+  ASSERT_EQ(r.exit_code, 0) << r.Combined();
+  const nlohmann::json j = nlohmann::json::parse(r.Combined(), nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.Combined();
   const int64_t params = j["parameters"];
   EXPECT_NEAR(static_cast<double>(params), 5.6e6, 0.05 * 5.6e6);
   EXPECT_EQ(j["fp32_bytes"], 4 * params);
@@ -57,39 +40,36 @@ TEST(ModelCli, SummaryJsonAtV2xRealStage3) {
   EXPECT_EQ(j["grid"]["feature_w"], 352);
 }
 
-TEST(ModelCli, SummaryTextAndInit) {
-  Result s = Qv2x("model summary --config configs/tiny/stage1.yaml");
-  ASSERT_EQ(s.code, 0) << s.out;
-  EXPECT_THAT(s.out, HasSubstr("pyramid_backbone"));
-  EXPECT_THAT(s.out, HasSubstr("total"));
-  EXPECT_THAT(s.out, HasSubstr("64 x 32"));
+TEST_F(ModelCli, SummaryTextAndInit) {
+  CliResult s = Run("model summary --config configs/tiny/stage1.yaml");
+  ASSERT_EQ(s.exit_code, 0) << s.Combined();
+  EXPECT_THAT(s.Combined(), HasSubstr("pyramid_backbone"));
+  EXPECT_THAT(s.Combined(), HasSubstr("total"));
+  EXPECT_THAT(s.Combined(), HasSubstr("64 x 32"));
 
-  const std::string dir =
-      (std::filesystem::temp_directory_path() / ("qv2x_model_cli_" + std::to_string(::getpid())))
-          .string();
-  Result i =
-      Qv2x("model init --config configs/tiny/stage2.yaml --out " + dir + "/init.pth --seed 3");
-  ASSERT_EQ(i.code, 0) << i.out;
-  EXPECT_THAT(i.out, HasSubstr("codebook "));
-  EXPECT_TRUE(std::filesystem::file_size(dir + "/init.pth") > 1000);
-  std::filesystem::remove_all(dir);
+  // The output folder does not exist yet: `model init` creates it.
+  const std::string pth = dir() + "/model/init.pth";
+  CliResult i = Run("model init --config configs/tiny/stage2.yaml --out " + pth + " --seed 3");
+  ASSERT_EQ(i.exit_code, 0) << i.Combined();
+  EXPECT_THAT(i.Combined(), HasSubstr("codebook "));
+  EXPECT_TRUE(std::filesystem::file_size(pth) > 1000);
 }
 
-TEST(ModelCli, ErrorsAreOneLine) {
-  Result missing = Qv2x("model summary --config configs/nope.yaml");
-  EXPECT_NE(missing.code, 0);
-  EXPECT_EQ(missing.out.find('\n'), missing.out.size() - 1) << missing.out;
-  Result sub = Qv2x("model frobnicate --config configs/tiny/stage1.yaml");
-  EXPECT_NE(sub.code, 0);
-  EXPECT_THAT(sub.out, HasSubstr("summary"));
-  Result bad = Qv2x(
-      "model summary --config configs/tiny/stage1.yaml --set "
-      "model.args.shrink_header.input_dim=40");
-  EXPECT_NE(bad.code, 0);
-  EXPECT_THAT(bad.out, HasSubstr("shrink_header.input_dim"));
-  Result help = Qv2x("model --help");
-  EXPECT_EQ(help.code, 0);
-  EXPECT_THAT(help.out, HasSubstr("qv2x model init"));
+TEST_F(ModelCli, ErrorsAreOneLine) {
+  CliResult missing = Run("model summary --config configs/nope.yaml");
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_EQ(missing.Combined().find('\n'), missing.Combined().size() - 1) << missing.Combined();
+  CliResult sub = Run("model frobnicate --config configs/tiny/stage1.yaml");
+  EXPECT_NE(sub.exit_code, 0);
+  EXPECT_THAT(sub.Combined(), HasSubstr("summary"));
+  CliResult bad =
+      Run("model summary --config configs/tiny/stage1.yaml --set "
+          "model.args.shrink_header.input_dim=40");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.Combined(), HasSubstr("shrink_header.input_dim"));
+  CliResult help = Run("model --help");
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_THAT(help.Combined(), HasSubstr("qv2x model init"));
 }
 
 }  // namespace

@@ -1,71 +1,22 @@
 // `qv2x sim` end to end: statistics JSON, OPV2V output, the BEV picture, and one-line
 // errors for bad input.
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/cli/cli_test_util.h"
 
 namespace {
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out, err;
-};
+using ::qv2x::testing::CliResult;
 
-class SimCliTest : public ::testing::Test {
+class SimCliTest : public ::qv2x::testing::CliTest {
  protected:
-  void SetUp() override {
-    const char* build = std::getenv("QV2X_BUILD_DIR");
-    ASSERT_NE(build, nullptr) << "QV2X_BUILD_DIR is not set (ctest sets it)";
-    bin_ = std::string(build) + "/bin/qv2x";
-    ASSERT_EQ(access(bin_.c_str(), X_OK), 0) << bin_ << " is not built";
-    std::string tmpl = ::testing::TempDir() + "qv2x_sim_cli_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    if (!dir_.empty()) std::system(("rm -rf '" + dir_ + "'").c_str());
-  }
-
-  static std::string Slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
-
-  RunResult Run(const std::string& args) {
-    const std::string out = dir_ + "/stdout", err = dir_ + "/stderr";
-    const std::string cmd = "'" + bin_ + "' sim " + args + " >'" + out + "' 2>'" + err + "'";
-    const int status = std::system(cmd.c_str());
-    RunResult r;
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = Slurp(out);
-    r.err = Slurp(err);
-    return r;
-  }
-
-  void ExpectOneLineError(const std::string& args, const std::string& needle) {
-    const RunResult r = Run(args);
-    EXPECT_NE(r.exit_code, 0) << args;
-    EXPECT_NE(r.exit_code, -1) << args << ": killed by a signal";
-    EXPECT_TRUE(r.out.empty()) << args << ": " << r.out;
-    ASSERT_FALSE(r.err.empty()) << args;
-    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "not one line: " << r.err;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
-  }
-
-  std::string bin_, dir_;
+  SimCliTest() : CliTest("sim") {}
 };
 
 TEST_F(SimCliTest, StatsJsonHasTheKeysAndAddsUp) {
-  const RunResult r = Run("--scene configs/scenes/tiny.yaml --frames 3 --stats");
+  const CliResult r = Run("--scene configs/scenes/tiny.yaml --frames 3 --stats");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json j = nlohmann::json::parse(r.out);
   for (const char* key :
@@ -91,14 +42,14 @@ TEST_F(SimCliTest, StatsJsonHasTheKeysAndAddsUp) {
   again.erase("seconds_per_frame");
   EXPECT_EQ(first, again);
 
-  const RunResult all = Run("--scene configs/scenes/tiny.yaml --frames 2 --scenario all --stats");
+  const CliResult all = Run("--scene configs/scenes/tiny.yaml --frames 2 --scenario all --stats");
   ASSERT_EQ(all.exit_code, 0) << all.err;
   EXPECT_EQ(nlohmann::json::parse(all.out)["frames"], 4);
 }
 
 TEST_F(SimCliTest, WritesTheOpv2vLayoutAndAPicture) {
-  const std::string out = dir_ + "/data", png = dir_ + "/bev/frame.png";
-  const RunResult r = Run("--scene configs/scenes/tiny.yaml --frames 2 --out '" + out +
+  const std::string out = dir() + "/data", png = dir() + "/bev/frame.png";
+  const CliResult r = Run("--scene configs/scenes/tiny.yaml --frames 2 --out '" + out +
                           "' --render '" + png + "' --render-frame 1");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (const char* agent : {"0", "1", "-1"}) {
@@ -123,7 +74,7 @@ TEST_F(SimCliTest, WritesTheOpv2vLayoutAndAPicture) {
 }
 
 TEST_F(SimCliTest, HelpDescribesTheStatistics) {
-  const RunResult r = Run("--help");
+  const CliResult r = Run("--help");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.out.find("objects_visible_only_to_others"), std::string::npos);
   EXPECT_NE(r.out.find("range of interest"), std::string::npos);
@@ -141,8 +92,7 @@ TEST_F(SimCliTest, BadInputIsOneLineOnStderr) {
   const size_t at = text.find("  min_gap_m:");
   ASSERT_NE(at, std::string::npos);
   text.insert(at, "  max_gap_m: 3\n");
-  const std::string bad = dir_ + "/bad.yaml";
-  std::ofstream(bad) << text;
+  const std::string bad = Write("bad.yaml", text);
   ExpectOneLineError("--scene '" + bad + "' --stats", "traffic.max_gap_m");
 }
 
