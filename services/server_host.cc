@@ -98,7 +98,8 @@ void ServerHost::Wait() {
   if (!server_) return;
   server_->GetHealthCheckService()->SetServingStatus(false);
   for (auto& fn : on_shutdown_) fn();
-  server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(options_.shutdown_grace));
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    absl::ToChronoMilliseconds(options_.shutdown_grace));
   server_->Wait();
   server_.reset();
   LogInfo("stopped");

@@ -30,10 +30,9 @@ int main(int argc, char** argv) {
   options.metrics_address = absl::GetFlag(FLAGS_metrics);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   qv2x::services::ServerHost host(options);
-  qv2x::trainer::TrainerService service({absl::GetFlag(FLAGS_artifacts),
-                                         absl::GetFlag(FLAGS_configs),
-                                         absl::GetFlag(FLAGS_threads)},
-                                        host.registry());
+  qv2x::trainer::TrainerService service(
+      {absl::GetFlag(FLAGS_artifacts), absl::GetFlag(FLAGS_configs), absl::GetFlag(FLAGS_threads)},
+      host.registry());
   host.AddService(&service);
   host.OnShutdown([&] { service.CancelAll(); });
   if (absl::Status st = host.Start(); !st.ok()) {

@@ -57,8 +57,8 @@ TrainerService::TrainerService(TrainerOptions options, prometheus::Registry& reg
                         .Name("qv2x_trainer_step_duration_seconds")
                         .Help("Wall time per optimiser step")
                         .Register(registry)
-                        .Add({}, prometheus::Histogram::BucketBoundaries{
-                                     0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30})) {}
+                        .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.03, 0.1, 0.3, 1, 3,
+                                                                         10, 30})) {}
 
 namespace {
 
@@ -109,8 +109,8 @@ absl::StatusOr<std::string> TrainerService::ResolveConfig(const std::string& pat
   if (in_artifacts.ok()) {
     return absl::FailedPreconditionError(absl::StrCat("config_path: ", path, ": no such file"));
   }
-  return absl::InvalidArgumentError(absl::StrCat("config_path: \"", path,
-                                                 "\" is outside the artifacts and configs folders"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("config_path: \"", path, "\" is outside the artifacts and configs folders"));
 }
 
 grpc::Status TrainerService::RunStage(grpc::ServerContext* ctx, const v1::RunStageRequest* req,
@@ -195,8 +195,8 @@ grpc::Status TrainerService::RunStageImpl(grpc::ServerContext* ctx, const v1::Ru
     t->set_name(name);
     t->set_value(v);
   }
-  done.set_message(absl::StrCat(state, ": last ", result->last_checkpoint, ", best ",
-                                result->best_checkpoint));
+  done.set_message(
+      absl::StrCat(state, ": last ", result->last_checkpoint, ", best ", result->best_checkpoint));
   done.set_done(true);
   if (!client_gone) writer->Write(done);
   services::LogInfo(id, ": ", done.message());

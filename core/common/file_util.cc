@@ -16,7 +16,8 @@ namespace qv2x {
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    if (!std::filesystem::exists(path)) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
+    if (!std::filesystem::exists(path))
+      return absl::NotFoundError(absl::StrCat(path, ": no such file"));
     return absl::PermissionDeniedError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
   }
   std::ostringstream ss;

@@ -8,9 +8,9 @@
 #define QV2X_CONCAT_INNER_(a, b) a##b
 #define QV2X_CONCAT_(a, b) QV2X_CONCAT_INNER_(a, b)
 
-#define QV2X_RETURN_IF_ERROR(expr)              \
-  do {                                          \
-    ::absl::Status _qv2x_status = (expr);       \
+#define QV2X_RETURN_IF_ERROR(expr)               \
+  do {                                           \
+    ::absl::Status _qv2x_status = (expr);        \
     if (!_qv2x_status.ok()) return _qv2x_status; \
   } while (0)
 

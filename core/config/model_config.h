@@ -107,13 +107,13 @@ struct AnchorClassConfig {
 
 // postprocess:
 struct PostprocessConfig {
-  int feature_stride = 2;              // anchor_args.feature_stride
-  std::vector<double> yaws_deg{0, 90};  // anchor_args.r
+  int feature_stride = 2;                  // anchor_args.feature_stride
+  std::vector<double> yaws_deg{0, 90};     // anchor_args.r
   std::vector<AnchorClassConfig> classes;  // anchor_args.classes, in head order
-  double score_threshold = 0.20;       // target_args.score_threshold
+  double score_threshold = 0.20;           // target_args.score_threshold
   double nms_thresh = 0.15;
-  int max_num = 1000;                  // top-k by score before NMS
-  std::array<double, 6> gt_range{};    // evaluation range (postprocess.gt_range)
+  int max_num = 1000;                // top-k by score before NMS
+  std::array<double, 6> gt_range{};  // evaluation range (postprocess.gt_range)
 };
 
 // loss.args
@@ -151,10 +151,10 @@ struct TrainParams {
 // One stage YAML.
 struct StageConfig {
   std::string name;
-  int stage = 1;                 // 1, 2 or 3
-  std::string root_dir;          // training data: dataset folder or sim:<scene.yaml>
-  std::string validate_dir;      // validation data, same forms
-  std::string test_dir;          // held-out data, same forms
+  int stage = 1;             // 1, 2 or 3
+  std::string root_dir;      // training data: dataset folder or sim:<scene.yaml>
+  std::string validate_dir;  // validation data, same forms
+  std::string test_dir;      // held-out data, same forms
   double comm_range = 70;
   int num_class = 3;
   VoxelConfig preprocess;
@@ -163,7 +163,7 @@ struct StageConfig {
   LossConfig loss;
   OptimizerConfig optimizer;
   TrainParams train_params;
-  std::string source_yaml;       // the YAML text it was parsed from (travels in checkpoints)
+  std::string source_yaml;  // the YAML text it was parsed from (travels in checkpoints)
 };
 
 // Parses and validates a stage YAML; every error names the key path. `overrides` are

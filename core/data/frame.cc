@@ -25,8 +25,8 @@ std::optional<ObjectClass> ClassFromName(const std::string& name) {
 }
 
 ObjectClass ClassFromDatasetType(const std::string& obj_type) {
-  static const char* kPedestrian[] = {"Pedestrian",   "Child",         "RoadWorker",
-                                      "Scooter",      "ScooterRider",  "Motorcycle",
+  static const char* kPedestrian[] = {"Pedestrian",     "Child",        "RoadWorker",
+                                      "Scooter",        "ScooterRider", "Motorcycle",
                                       "MotorcyleRider", "BicycleRider", "pedestrian"};
   static const char* kTruck[] = {"Truck", "Van", "TrashCan", "ConcreteTruck", "Bus", "truck"};
   for (const char* t : kPedestrian) {

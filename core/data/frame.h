@@ -40,17 +40,17 @@ struct GtObject {
 };
 
 struct AgentFrame {
-  int agent_id = 0;            // negative ids are infrastructure (roadside units)
+  int agent_id = 0;  // negative ids are infrastructure (roadside units)
   bool is_infrastructure = false;
-  Pose lidar_pose;             // world frame, OPV2V convention
-  PointCloud points;           // sensor frame
+  Pose lidar_pose;    // world frame, OPV2V convention
+  PointCloud points;  // sensor frame
 };
 
 struct SceneFrame {
-  std::string scenario;        // scenario folder name
-  int index = 0;               // frame number within the scenario
-  std::string timestamp;       // "000068"-style name used on disk
-  int ego_id = 0;              // agent id of the ego
+  std::string scenario;            // scenario folder name
+  int index = 0;                   // frame number within the scenario
+  std::string timestamp;           // "000068"-style name used on disk
+  int ego_id = 0;                  // agent id of the ego
   std::vector<AgentFrame> agents;  // ego first
   std::vector<GtObject> objects;
 

@@ -29,7 +29,9 @@ struct Pose {
   double roll = 0, yaw = 0, pitch = 0;
   // As the 6-tuple [x, y, z, roll, yaw, pitch] used in OPV2V YAML files.
   std::array<double, 6> ToArray() const { return {x, y, z, roll, yaw, pitch}; }
-  static Pose FromArray(const std::array<double, 6>& a) { return {a[0], a[1], a[2], a[3], a[4], a[5]}; }
+  static Pose FromArray(const std::array<double, 6>& a) {
+    return {a[0], a[1], a[2], a[3], a[4], a[5]};
+  }
 };
 
 // T(pose) = [R | t], R = Rz(yaw) * Ry(-pitch) * Rx(-roll): sensor frame -> world frame.

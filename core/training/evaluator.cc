@@ -39,9 +39,9 @@ absl::StatusOr<EvalRun> EvaluateDetector(Detector& model, const FrameSource& sou
     const auto t0 = std::chrono::steady_clock::now();
     QV2X_ASSIGN_OR_RETURN(DetectorOutput out,
                           RunDetector(model, {&sample.collated}, options.ego_only));
-    QV2X_ASSIGN_OR_RETURN(std::vector<Detection> dets,
-                          PostProcess(grid, out.cls, out.reg, out.dir, cfg.postprocess,
-                                      cfg.model.dir_args));
+    QV2X_ASSIGN_OR_RETURN(
+        std::vector<Detection> dets,
+        PostProcess(grid, out.cls, out.reg, out.dir, cfg.postprocess, cfg.model.dir_args));
     model_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     agents += options.ego_only ? 1 : sample.collated.agents.size();
     std::vector<EvalBox> pred = ToEvalBoxes(dets), gt = ToEvalBoxes(sample.gt);

@@ -6,7 +6,7 @@
 namespace qv2x {
 
 absl::StatusOr<LossTerms> ComputeStageLoss(Detector& model, const StageConfig& cfg,
-                                      const std::vector<Sample>& batch, int stage) {
+                                           const std::vector<Sample>& batch, int stage) {
   std::vector<const CollatedFrame*> frames;
   for (const Sample& s : batch) frames.push_back(&s.collated);
   if (stage == 2) {

@@ -58,22 +58,24 @@ absl::Status SaveOptimizer(torch::optim::Optimizer& opt, int epoch, const std::s
     archive.save_to(os);
     return WriteFileAtomic(path, os.str());
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat(path, ": cannot save optimiser: ", e.what_without_backtrace()));
+    return absl::InternalError(
+        absl::StrCat(path, ": cannot save optimiser: ", e.what_without_backtrace()));
   }
 }
 
 absl::Status LoadOptimizer(torch::optim::Optimizer& opt, int expected_epoch,
                            const std::string& path) {
-  if (!fs::exists(path)) return absl::FailedPreconditionError(absl::StrCat(path, ": missing, cannot resume"));
+  if (!fs::exists(path))
+    return absl::FailedPreconditionError(absl::StrCat(path, ": missing, cannot resume"));
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(path);
     torch::Tensor epoch;
     archive.read("qv2x_epoch", epoch);
     if (epoch.item<int64_t>() != expected_epoch) {
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "%s: optimiser state is from epoch %d, the checkpoint from epoch %d", path,
-          epoch.item<int64_t>(), expected_epoch));
+      return absl::FailedPreconditionError(
+          absl::StrFormat("%s: optimiser state is from epoch %d, the checkpoint from epoch %d",
+                          path, epoch.item<int64_t>(), expected_epoch));
     }
     opt.load(archive);
   } catch (const c10::Error& e) {
@@ -106,9 +108,9 @@ absl::Status CheckStageRequest(const StageRequest& r) {
     return absl::Status(cfg.status().code(), absl::StrCat("config_path: ", cfg.status().message()));
   }
   if (cfg->stage != r.stage) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "config_path: %s is a stage-%d config, stage %d was asked for", r.config_path,
-        cfg->stage, r.stage));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("config_path: %s is a stage-%d config, stage %d was asked for",
+                        r.config_path, cfg->stage, r.stage));
   }
   if (r.resume) {
     const std::string last = Join(r.output_dir, kLast);
@@ -166,9 +168,9 @@ absl::StatusOr<StageResult> RunStage(const StageRequest& request,
   if (request.resume) {
     QV2X_ASSIGN_OR_RETURN(Checkpoint ckpt, ReadCheckpoint(Join(request.output_dir, kLast)));
     if (ckpt.meta.stage != stage) {
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "resume: %s is from stage %d, not %d", Join(request.output_dir, kLast),
-          ckpt.meta.stage, stage));
+      return absl::FailedPreconditionError(absl::StrFormat("resume: %s is from stage %d, not %d",
+                                                           Join(request.output_dir, kLast),
+                                                           ckpt.meta.stage, stage));
     }
     QV2X_RETURN_IF_ERROR(LoadStateDict(*model, ckpt));
     start_epoch = ckpt.meta.epoch;
@@ -212,8 +214,8 @@ absl::StatusOr<StageResult> RunStage(const StageRequest& request,
     progress.checkpoint.clear();
     progress.validation_ap.clear();
   };
-  emit(absl::StrFormat("stage %d: %d frames/epoch from %s, %d steps/epoch, epochs %d..%d", stage,
-                       n, cfg.root_dir, steps_per_epoch, start_epoch + 1, tp.epoches));
+  emit(absl::StrFormat("stage %d: %d frames/epoch from %s, %d steps/epoch, epochs %d..%d", stage, n,
+                       cfg.root_dir, steps_per_epoch, start_epoch + 1, tp.epoches));
 
   SampleOptions sample_options;
   sample_options.occupancy = stage == 1;
@@ -231,9 +233,9 @@ absl::StatusOr<StageResult> RunStage(const StageRequest& request,
       if (cancel != nullptr && cancel->load()) {
         result.cancelled = true;
         result.wall_s = elapsed();
-        emit(absl::StrFormat("cancelled in epoch %d; last good checkpoint %s", epoch + 1,
-                             fs::exists(result.last_checkpoint) ? result.last_checkpoint
-                                                                : std::string("(none)")));
+        emit(absl::StrFormat(
+            "cancelled in epoch %d; last good checkpoint %s", epoch + 1,
+            fs::exists(result.last_checkpoint) ? result.last_checkpoint : std::string("(none)")));
         return result;
       }
       std::vector<Sample> batch;
@@ -246,9 +248,9 @@ absl::StatusOr<StageResult> RunStage(const StageRequest& request,
       try {
         QV2X_ASSIGN_OR_RETURN(terms, ComputeStageLoss(model, cfg, batch, stage));
         if (!std::isfinite(terms.total.item<double>())) {
-          return absl::InternalError(absl::StrFormat(
-              "loss is not finite at epoch %d step %d; last good checkpoint %s", epoch + 1,
-              step + 1, result.last_checkpoint));
+          return absl::InternalError(
+              absl::StrFormat("loss is not finite at epoch %d step %d; last good checkpoint %s",
+                              epoch + 1, step + 1, result.last_checkpoint));
         }
         optimizer.zero_grad();
         terms.total.backward();
@@ -291,7 +293,8 @@ absl::StatusOr<StageResult> RunStage(const StageRequest& request,
         progress.validation_ap[ClassName(static_cast<ObjectClass>(c))] = {ap[0], ap[1], ap[2]};
       }
       const double map50 = run.result.map[1];
-      std::string note = absl::StrFormat("validation on %d frames: mAP@0.5 %.4f", val_src->size(), map50);
+      std::string note =
+          absl::StrFormat("validation on %d frames: mAP@0.5 %.4f", val_src->size(), map50);
       if (map50 > best_map) {
         best_map = map50;
         QV2X_RETURN_IF_ERROR(SaveCheckpoint(*model, meta, result.best_checkpoint));

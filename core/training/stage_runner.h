@@ -16,13 +16,13 @@
 namespace qv2x {
 
 struct StageRequest {
-  int stage = 1;                        // 1, 2 or 3
-  std::string config_path;              // stage YAML
-  std::vector<std::string> overrides;   // "key.path=value"
-  std::string from_checkpoint;          // stage 2: stage-1 ckpt; stage 3: stage-2 ckpt
-  std::string output_dir;               // checkpoints and log go here
-  bool resume = false;                  // continue from output_dir/last.pth
-  int threads = 0;                      // intra-op threads; 0 = library default
+  int stage = 1;                       // 1, 2 or 3
+  std::string config_path;             // stage YAML
+  std::vector<std::string> overrides;  // "key.path=value"
+  std::string from_checkpoint;         // stage 2: stage-1 ckpt; stage 3: stage-2 ckpt
+  std::string output_dir;              // checkpoints and log go here
+  bool resume = false;                 // continue from output_dir/last.pth
+  int threads = 0;                     // intra-op threads; 0 = library default
 };
 
 struct StageProgress {

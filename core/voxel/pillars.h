@@ -15,19 +15,26 @@ namespace qv2x {
 
 // Per-point feature layout of PillarVFE's input (10 values per point).
 enum PointFeature : int {
-  kFeatX = 0, kFeatY, kFeatZ, kFeatIntensity,      // absolute xyz + intensity
-  kFeatMeanDx, kFeatMeanDy, kFeatMeanDz,          // offset to the pillar's point mean
-  kFeatCenterDx, kFeatCenterDy, kFeatCenterDz,    // offset to the pillar centre
+  kFeatX = 0,
+  kFeatY,
+  kFeatZ,
+  kFeatIntensity,  // absolute xyz + intensity
+  kFeatMeanDx,
+  kFeatMeanDy,
+  kFeatMeanDz,  // offset to the pillar's point mean
+  kFeatCenterDx,
+  kFeatCenterDy,
+  kFeatCenterDz,  // offset to the pillar centre
   kNumPointFeatures
 };
 
 struct Pillars {
-  int grid_w = 0, grid_h = 0;        // pillar grid (x columns, y rows)
-  int max_points = 0;                // points per pillar slot
-  int num_pillars = 0;               // P
-  std::vector<float> features;       // [P, max_points, 10], padded points all 0
-  std::vector<int32_t> num_points;   // [P], points kept in each pillar (>= 1)
-  std::vector<int32_t> coords;       // [P, 2]: (row = y index, col = x index)
+  int grid_w = 0, grid_h = 0;       // pillar grid (x columns, y rows)
+  int max_points = 0;               // points per pillar slot
+  int num_pillars = 0;              // P
+  std::vector<float> features;      // [P, max_points, 10], padded points all 0
+  std::vector<int32_t> num_points;  // [P], points kept in each pillar (>= 1)
+  std::vector<int32_t> coords;      // [P, 2]: (row = y index, col = x index)
 };
 
 enum class PillarMode { kTrain, kTest };  // selects max_voxel_train / max_voxel_test

@@ -50,8 +50,8 @@ class TrainerRpcTest : public ::testing::Test {
   }
 
   std::unique_ptr<v1::Trainer::Stub> Stub() {
-    return v1::Trainer::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(ports_.grpc), grpc::InsecureChannelCredentials()));
+    return v1::Trainer::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(ports_.grpc),
+                                                    grpc::InsecureChannelCredentials()));
   }
 
   // Runs a stage to the end; returns the final status and every progress message.

@@ -76,8 +76,8 @@ absl::Status RunInfer(Args& args) {
       ro.view_half_x_m = ro.roi_half_x_m + 8;
       ro.view_half_y_m = ro.roi_half_y_m + 6;
       ro.title = absl::StrCat(source->FrameName(i), ego_only ? "  (ego only)" : "  (cooperative)");
-      render_status = RenderBevPng(frame, ro, boxes,
-                                   absl::StrFormat("%s/frame_%06d.png", render_dir, i));
+      render_status =
+          RenderBevPng(frame, ro, boxes, absl::StrFormat("%s/frame_%06d.png", render_dir, i));
     };
   }
   QV2X_ASSIGN_OR_RETURN(EvalRun run, EvaluateDetector(model, *source, cfg, grid, options));
@@ -87,9 +87,10 @@ absl::Status RunInfer(Args& args) {
   QV2X_RETURN_IF_ERROR(
       SaveBoxFile(out_dir + "/gt.json", run.ground_truth, BoxFileKind::kGroundTruth));
   std::printf("%s", EvalResultTable(run.result, ApSortOrder::kGlobal).c_str());
-  std::printf("%zu frames, %.2f agents/frame, model %.3f s/frame (%s); wrote %s/pred.json, %s/gt.json\n",
-              source->size(), run.agents_per_frame, run.model_seconds_per_frame,
-              ego_only ? "ego only" : "cooperative", out_dir.c_str(), out_dir.c_str());
+  std::printf(
+      "%zu frames, %.2f agents/frame, model %.3f s/frame (%s); wrote %s/pred.json, %s/gt.json\n",
+      source->size(), run.agents_per_frame, run.model_seconds_per_frame,
+      ego_only ? "ego only" : "cooperative", out_dir.c_str(), out_dir.c_str());
   return absl::OkStatus();
 }
 

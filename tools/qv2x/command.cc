@@ -63,7 +63,8 @@ absl::StatusOr<int64_t> Args::IntOr(const std::string& name, int64_t dflt) {
   if (!v) return dflt;
   int64_t out;
   if (!absl::SimpleAtoi(*v, &out)) {
-    return absl::InvalidArgumentError(absl::StrCat("--", name, ": expected an integer, got \"", *v, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, ": expected an integer, got \"", *v, "\""));
   }
   return out;
 }
@@ -73,7 +74,8 @@ absl::StatusOr<double> Args::DoubleOr(const std::string& name, double dflt) {
   if (!v) return dflt;
   double out;
   if (!absl::SimpleAtod(*v, &out)) {
-    return absl::InvalidArgumentError(absl::StrCat("--", name, ": expected a number, got \"", *v, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, ": expected a number, got \"", *v, "\""));
   }
   return out;
 }

@@ -41,9 +41,9 @@ class Args {
 };
 
 struct Command {
-  std::string name;      // e.g. "sim"
-  std::string summary;   // one line for `qv2x --help`
-  std::string usage;     // full --help text
+  std::string name;     // e.g. "sim"
+  std::string summary;  // one line for `qv2x --help`
+  std::string usage;    // full --help text
   // Returns the process exit code. Errors are printed by the runner as one line.
   std::function<absl::Status(Args&)> run;
 };

@@ -14,7 +14,8 @@
 namespace qv2x::cli {
 namespace {
 
-constexpr char kUsage[] = R"(usage: qv2x train --stage {1|2|3} --config FILE [--from CKPT] [--out DIR]
+constexpr char kUsage[] =
+    R"(usage: qv2x train --stage {1|2|3} --config FILE [--from CKPT] [--out DIR]
                   [--trainer HOST:PORT] [--set key.path=value ...] [--resume]
 
 Runs one QuantV2X training stage on a qv2x-trainer service and follows its progress.
@@ -70,7 +71,8 @@ absl::Status RunTrain(Args& args) {
                                 ap.class_name(), ap.ap_30(), ap.ap_50(), ap.ap_70()));
     }
     if (!p.checkpoint().empty()) bar.Event(absl::StrCat("  checkpoint ", p.checkpoint()));
-    const bool event = !p.message().empty() || !p.checkpoint().empty() || p.validation_ap_size() > 0;
+    const bool event =
+        !p.message().empty() || !p.checkpoint().empty() || p.validation_ap_size() > 0;
     if (!event && p.steps_total() > 0) {
       bar.Update(p.step(), p.steps_total(), p.elapsed_s(),
                  absl::StrFormat("epoch %d/%d %s lr %.2g", p.epoch(), p.epochs_total(),
@@ -83,11 +85,13 @@ absl::Status RunTrain(Args& args) {
     return absl::Status(services::FromGrpc(st).code(),
                         absl::StrCat("trainer at ", addr, ": ", st.error_message()));
   }
-  std::printf("stage %lld done; checkpoint: %s\n", static_cast<long long>(*stage), checkpoint.c_str());
+  std::printf("stage %lld done; checkpoint: %s\n", static_cast<long long>(*stage),
+              checkpoint.c_str());
   return absl::OkStatus();
 }
 
-const Registration kTrain({"train", "run a training stage on qv2x-trainer (RPC)", kUsage, RunTrain});
+const Registration kTrain({"train", "run a training stage on qv2x-trainer (RPC)", kUsage,
+                           RunTrain});
 
 }  // namespace
 }  // namespace qv2x::cli
