@@ -166,4 +166,58 @@ std::string CodebookImpl::Digest() const {
   return CodewordsDigest(all);
 }
 
+namespace {
+
+// k-means over the rows of x [P, d] into k centres (k-means++ seeding).
+torch::Tensor KMeans(const torch::Tensor& x, int64_t k, int iterations) {
+  const int64_t p = x.size(0);
+  torch::Tensor centres = torch::empty({k, x.size(1)}, x.options());
+  int64_t first = torch::randint(p, {1}).item<int64_t>();
+  centres[0] = x[first];
+  torch::Tensor d2 = (x - x[first]).pow(2).sum(1);
+  for (int64_t i = 1; i < k; ++i) {
+    const torch::Tensor total = d2.sum();
+    const int64_t pick = total.item<double>() > 0
+                             ? torch::multinomial(d2 / total, 1).item<int64_t>()
+                             : torch::randint(p, {1}).item<int64_t>();
+    centres[i] = x[pick];
+    d2 = torch::minimum(d2, (x - x[pick]).pow(2).sum(1));
+  }
+  for (int it = 0; it < iterations; ++it) {
+    const torch::Tensor dist = x.pow(2).sum(1, true) + centres.pow(2).sum(1).unsqueeze(0) -
+                               2 * torch::matmul(x, centres.t());
+    const torch::Tensor assign = dist.argmin(1);
+    torch::Tensor sums = torch::zeros_like(centres).index_add_(0, assign, x);
+    torch::Tensor counts =
+        torch::zeros({k}, x.options()).index_add_(0, assign, torch::ones({p}, x.options()));
+    const torch::Tensor used = counts > 0;
+    centres = torch::where(used.unsqueeze(1), sums / counts.clamp_min(1).unsqueeze(1), centres);
+  }
+  return centres;
+}
+
+}  // namespace
+
+void CodebookImpl::InitFromFeatures(const torch::Tensor& features, int iterations) {
+  torch::NoGradGuard no_grad;
+  // [m, P, d] over the occupied positions only.
+  torch::Tensor segs = ToSegments(features.to(torch::kFloat).contiguous());
+  const torch::Tensor occupied = segs.abs().sum(std::vector<int64_t>{0, 2}) > 0;
+  segs = segs.index({torch::indexing::Slice(), occupied}).contiguous();
+  if (segs.size(1) < dict_size_) return;  // too little data: keep the random init
+  torch::Tensor residual = segs;
+  for (int64_t l = 0; l < levels(); ++l) {
+    torch::Tensor level_codes = (*codewords)[l];
+    for (int64_t s = 0; s < segments_; ++s) {
+      level_codes[s].copy_(KMeans(residual[s], dict_size_, iterations));
+    }
+    // What this level leaves over feeds the next one.
+    const torch::Tensor nearest = Distances(residual, l).argmin(2);  // [m, P]
+    std::vector<torch::Tensor> picked;
+    for (int64_t s = 0; s < segments_; ++s)
+      picked.push_back(level_codes[s].index_select(0, nearest[s]));
+    residual = residual - torch::stack(picked);
+  }
+}
+
 }  // namespace qv2x

@@ -45,6 +45,13 @@ class CodebookImpl : public torch::nn::Module {
   // Squared distances ‖x‖² + ‖c‖² − 2⟨x, c⟩ of level `level`: x [m, P, d] → [m, P, k].
   torch::Tensor Distances(const torch::Tensor& x, int64_t level) const;
 
+  // Data-driven start (k-means++ seeding, then `iterations` Lloyd steps) from backbone
+  // features [N, C, H, W]: level 0 from the features, each further level from what the
+  // levels before it leave over. Positions whose feature vector is all zero (empty BEV
+  // cells) are skipped. A qv2x addition: from the N(0, small) init, Adam moves codewords
+  // by about lr per step, far too slowly to reach the features' scale in a short stage 2.
+  void InitFromFeatures(const torch::Tensor& features, int iterations = 10);
+
   // 64-bit FNV-1a over the shape and the float32 bytes of every level, as 16 hex digits.
   // Sender and receiver compare it before exchanging indices.
   std::string Digest() const;

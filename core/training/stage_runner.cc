@@ -14,6 +14,7 @@
 #include "core/detection/anchors.h"
 #include "core/model/checkpoint.h"
 #include "core/model/detector.h"
+#include "core/model/pillar_encoder.h"
 #include "core/training/evaluator.h"
 #include "core/training/frame_source.h"
 #include "core/training/freezing.h"
@@ -88,6 +89,30 @@ void SetLr(torch::optim::Adam& opt, double lr) {
   for (auto& group : opt.param_groups()) {
     static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
   }
+}
+
+// Backbone features of a few training frames (every agent), for the codebook's k-means start.
+absl::Status InitCodebookFromData(Detector& model, const StageConfig& cfg, const AnchorGrid& grid,
+                                  const FrameSource& source) {
+  model->eval();
+  torch::NoGradGuard no_grad;
+  SampleOptions opts;
+  opts.targets = false;
+  std::vector<torch::Tensor> features;
+  const size_t frames = std::min<size_t>(source.size(), 8);
+  for (size_t i = 0; i < frames; ++i) {
+    QV2X_ASSIGN_OR_RETURN(SceneFrame frame, source.Read(i * (source.size() / frames)));
+    QV2X_ASSIGN_OR_RETURN(Sample s, BuildSample(frame, cfg, grid, opts));
+    std::vector<const Pillars*> pillars;
+    for (const AgentInput& a : s.collated.agents) pillars.push_back(&a.pillars);
+    features.push_back(model->agent_encoder()->forward(MakePillarBatch(pillars)));
+  }
+  try {
+    model->codebook()->InitFromFeatures(torch::cat(features));
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("codebook k-means: ", e.what_without_backtrace()));
+  }
+  return absl::OkStatus();
 }
 
 std::map<std::string, double> LossValues(const LossTerms& terms) {
@@ -216,6 +241,12 @@ absl::StatusOr<StageResult> RunStage(const StageRequest& request,
   };
   emit(absl::StrFormat("stage %d: %d frames/epoch from %s, %d steps/epoch, epochs %d..%d", stage, n,
                        cfg.root_dir, steps_per_epoch, start_epoch + 1, tp.epoches));
+
+  if (stage == 2 && !request.resume) {
+    // Start the codebook from the stage-1 features it must represent (k-means).
+    QV2X_RETURN_IF_ERROR(InitCodebookFromData(model, cfg, grid, *train_src));
+    emit("codebook initialised by k-means on stage-1 features");
+  }
 
   SampleOptions sample_options;
   sample_options.occupancy = stage == 1;
