@@ -14,9 +14,9 @@ PKGS=(
   nlohmann-json3-dev libzstd-dev libpng-dev libjemalloc-dev
   curl
 )
-# Optional: a PyTorch reference for the checkpoint interoperability test, compose
-# validation and promtool. Installed by default; QV2X_MINIMAL_DEPS=1 skips them.
-OPTIONAL=(python3-torch docker-compose prometheus)
+# Optional: Debian's PyTorch for the checkpoint interoperability test (skipped without it).
+# Installed by default; QV2X_MINIMAL_DEPS=1 skips it.
+OPTIONAL=(python3-torch)
 
 openblas=$(dpkg-query -W -f='${Package} ${Status}\n' 'libopenblas*' 2>/dev/null |
   awk '/install ok installed/ {print $1}' || true)
