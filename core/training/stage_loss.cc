@@ -5,21 +5,21 @@
 
 namespace qv2x {
 
+torch::Tensor FrozenAgentFeatures(Detector& model, const std::vector<Sample>& samples) {
+  std::vector<const Pillars*> pillars;
+  for (const Sample& s : samples) {
+    for (const AgentInput& a : s.collated.agents) pillars.push_back(&a.pillars);
+  }
+  torch::NoGradGuard frozen;
+  return model->agent_encoder()->forward(MakePillarBatch(pillars));
+}
+
 absl::StatusOr<LossTerms> ComputeStageLoss(Detector& model, const StageConfig& cfg,
                                            const std::vector<Sample>& batch, int stage) {
   std::vector<const CollatedFrame*> frames;
   for (const Sample& s : batch) frames.push_back(&s.collated);
   if (stage == 2) {
-    std::vector<const Pillars*> pillars;
-    for (const Sample& s : batch) {
-      for (const AgentInput& a : s.collated.agents) pillars.push_back(&a.pillars);
-    }
-    torch::Tensor features;
-    {
-      torch::NoGradGuard frozen;
-      features = model->agent_encoder()->forward(MakePillarBatch(pillars));
-    }
-    CodebookOutput cb = model->codebook()->forward(features);
+    CodebookOutput cb = model->codebook()->forward(FrozenAgentFeatures(model, batch));
     LossTerms terms;
     terms.total = torch::zeros({}, cb.loss.options());
     terms.AddCodebook(cb.loss, 1.0);

@@ -14,6 +14,10 @@
 
 namespace qv2x {
 
+// Backbone features of every agent of every sample, [A, C, h, w], without gradient (the
+// encoder is frozen wherever this is used: stage 2 and the codebook's k-means start).
+torch::Tensor FrozenAgentFeatures(Detector& model, const std::vector<Sample>& samples);
+
 // Forward pass over `batch` and the stage's loss terms (total and by name). The model's
 // train/eval modes are the caller's (SetTrainMode).
 absl::StatusOr<LossTerms> ComputeStageLoss(Detector& model, const StageConfig& cfg,

@@ -14,7 +14,6 @@
 #include "core/detection/anchors.h"
 #include "core/model/checkpoint.h"
 #include "core/model/detector.h"
-#include "core/model/pillar_encoder.h"
 #include "core/training/evaluator.h"
 #include "core/training/frame_source.h"
 #include "core/training/freezing.h"
@@ -95,24 +94,30 @@ void SetLr(torch::optim::Adam& opt, double lr) {
 absl::Status InitCodebookFromData(Detector& model, const StageConfig& cfg, const AnchorGrid& grid,
                                   const FrameSource& source) {
   model->eval();
-  torch::NoGradGuard no_grad;
   SampleOptions opts;
   opts.targets = false;
-  std::vector<torch::Tensor> features;
+  std::vector<Sample> samples;
   const size_t frames = std::min<size_t>(source.size(), 8);
   for (size_t i = 0; i < frames; ++i) {
     QV2X_ASSIGN_OR_RETURN(SceneFrame frame, source.Read(i * (source.size() / frames)));
     QV2X_ASSIGN_OR_RETURN(Sample s, BuildSample(frame, cfg, grid, opts));
-    std::vector<const Pillars*> pillars;
-    for (const AgentInput& a : s.collated.agents) pillars.push_back(&a.pillars);
-    features.push_back(model->agent_encoder()->forward(MakePillarBatch(pillars)));
+    samples.push_back(std::move(s));
   }
   try {
-    model->codebook()->InitFromFeatures(torch::cat(features));
+    model->codebook()->InitFromFeatures(FrozenAgentFeatures(model, samples));
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("codebook k-means: ", e.what_without_backtrace()));
   }
   return absl::OkStatus();
+}
+
+CheckpointMeta MetaFor(const StageConfig& cfg, int stage, int epoch) {
+  CheckpointMeta meta;
+  meta.model = cfg.model.core_method;
+  meta.stage = stage;
+  meta.epoch = epoch;
+  meta.config_yaml = cfg.source_yaml;
+  return meta;
 }
 
 std::map<std::string, double> LossValues(const LossTerms& terms) {
@@ -301,11 +306,7 @@ absl::StatusOr<StageResult> RunStage(const StageRequest& request,
       result.final_losses[term] = sum / static_cast<double>(steps_per_epoch);
     }
     const bool last_epoch = epoch + 1 == tp.epoches;
-    CheckpointMeta meta;
-    meta.model = cfg.model.core_method;
-    meta.stage = stage;
-    meta.epoch = epoch + 1;
-    meta.config_yaml = cfg.source_yaml;
+    const CheckpointMeta meta = MetaFor(cfg, stage, epoch + 1);
     if (last_epoch || (tp.save_freq > 0 && (epoch + 1) % tp.save_freq == 0)) {
       // Optimiser first: last.pth is the commit point a resume starts from.
       QV2X_RETURN_IF_ERROR(
@@ -336,12 +337,8 @@ absl::StatusOr<StageResult> RunStage(const StageRequest& request,
   }
   if (best_map < 0) {
     // Never validated: the last checkpoint is the best one there is.
-    CheckpointMeta meta;
-    meta.model = cfg.model.core_method;
-    meta.stage = stage;
-    meta.epoch = result.epochs_done;
-    meta.config_yaml = cfg.source_yaml;
-    QV2X_RETURN_IF_ERROR(SaveCheckpoint(*model, meta, result.best_checkpoint));
+    QV2X_RETURN_IF_ERROR(
+        SaveCheckpoint(*model, MetaFor(cfg, stage, result.epochs_done), result.best_checkpoint));
   }
   result.wall_s = elapsed();
   // A small summary next to the checkpoints (provenance files quote it).
