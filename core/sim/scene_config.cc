@@ -246,6 +246,9 @@ absl::StatusOr<SceneConfig> ParseRoot(YamlReader& r) {
   QV2X_ASSIGN_OR_RETURN(c.lidar, ReadLidar(r));
   QV2X_ASSIGN_OR_RETURN(int64_t min_points, r.IntInRange("visibility_min_points", 1, 100000));
   c.visibility_min_points = static_cast<int>(min_points);
+  // The optional `cluster:` section (services, ports, model) has its own loader
+  // (core/sim/cluster_config.h); the simulator does not need it.
+  r.Ignore("cluster");
   QV2X_RETURN_IF_ERROR(r.Finish());
   return c;
 }

@@ -1,0 +1,78 @@
+// Wire codecs for codebook index maps (SPEC §4, §10). An agent sends its [levels, h, w]
+// index map either bit-packed at ceil(log2(dict_size)) bits per index, or as one byte
+// (two above 256 codes) per index compressed with zstd. Decoding is defensive: every
+// length and size is checked against the expected grid before any buffer is touched, so a
+// malformed or hostile payload costs a rejection, never memory.
+#ifndef QV2X_CORE_CODEC_INDEX_CODEC_H_
+#define QV2X_CORE_CODEC_INDEX_CODEC_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace qv2x::codec {
+
+enum class IndexEncoding { kBitpack, kZstd };
+
+const char* EncodingName(IndexEncoding e);  // "bitpack" | "zstd"
+absl::StatusOr<IndexEncoding> ParseEncoding(std::string_view name);
+
+// Shape of one agent's index map.
+struct IndexGrid {
+  int64_t levels = 0;  // L·m index planes
+  int64_t height = 0;
+  int64_t width = 0;
+  int64_t dict_size = 0;  // codes per plane; every index is < dict_size
+
+  int64_t cells() const { return levels * height * width; }
+  bool operator==(const IndexGrid& o) const {
+    return levels == o.levels && height == o.height && width == o.width &&
+           dict_size == o.dict_size;
+  }
+};
+
+// Bits per index for fixed-width packing: ceil(log2(dict_size)), at least 1.
+int BitsPerIndex(int64_t dict_size);
+// Bytes per index before zstd: 1 up to 256 codes, else 2.
+int SymbolBytes(int64_t dict_size);
+
+struct EncodeOptions {
+  IndexEncoding encoding = IndexEncoding::kBitpack;
+  int zstd_level = 3;
+};
+
+struct EncodedIndices {
+  IndexEncoding encoding = IndexEncoding::kBitpack;
+  int bits_per_index = 0;     // bitpack: the width used
+  uint64_t decoded_bytes = 0; // zstd: bytes after decompression (cells · SymbolBytes)
+  std::string payload;
+};
+
+// `indices` holds grid.cells() values in [0, dict_size) in plane-major, row-major order.
+absl::StatusOr<EncodedIndices> EncodeIndices(const std::vector<int32_t>& indices,
+                                             const IndexGrid& grid, const EncodeOptions& options);
+
+// Limits the receiver enforces before decoding.
+struct DecodeLimits {
+  uint64_t max_decoded_bytes = 64 << 20;
+};
+
+// Decodes into `out` (resized to grid.cells()). Errors, by what went wrong:
+//   InvalidArgument    the declared width / decoded size disagrees with the grid
+//   DataLoss           payload length wrong, truncated or corrupt zstd frame, nonzero padding
+//   ResourceExhausted  the declared or framed decompressed size exceeds the limit
+//   OutOfRange         an index >= dict_size
+absl::Status DecodeIndices(const EncodedIndices& in, const IndexGrid& grid,
+                           const DecodeLimits& limits, std::vector<int32_t>* out);
+
+// Empirical order-0 entropy of the index map in bits per index: the lossless limit for a
+// coder that treats indices as independent symbols.
+double IndexEntropyBits(const std::vector<int32_t>& indices, int64_t dict_size);
+
+}  // namespace qv2x::codec
+
+#endif  // QV2X_CORE_CODEC_INDEX_CODEC_H_
