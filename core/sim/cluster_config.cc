@@ -1,0 +1,81 @@
+#include "core/sim/cluster_config.h"
+
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+#include "core/config/yaml_reader.h"
+
+namespace qv2x::sim {
+namespace {
+
+absl::StatusOr<int> Port(YamlReader& r, const std::string& key) {
+  // 0 lets the OS pick (tests); the launcher then learns ports from port files.
+  QV2X_ASSIGN_OR_RETURN(int64_t p, r.IntInRange(key, 0, 65535));
+  return static_cast<int>(p);
+}
+
+absl::StatusOr<ServicePorts> ReadPorts(YamlReader& r) {
+  ServicePorts p;
+  QV2X_ASSIGN_OR_RETURN(p.grpc_port, Port(r, "grpc_port"));
+  QV2X_ASSIGN_OR_RETURN(p.metrics_port, Port(r, "metrics_port"));
+  return p;
+}
+
+absl::StatusOr<OptionalService> ReadOptional(YamlReader& parent, const std::string& key) {
+  QV2X_ASSIGN_OR_RETURN(YamlReader r, parent.Map(key));
+  OptionalService s;
+  QV2X_ASSIGN_OR_RETURN(s.enabled, r.Bool("enabled"));
+  QV2X_ASSIGN_OR_RETURN(s.ports, ReadPorts(r));
+  QV2X_ASSIGN_OR_RETURN(s.artifacts, r.String("artifacts"));
+  return s;
+}
+
+}  // namespace
+
+absl::StatusOr<ClusterConfig> LoadClusterConfig(const std::string& path) {
+  QV2X_ASSIGN_OR_RETURN(YamlReader root, YamlReader::FromFile(path));
+  if (!root.Has("cluster")) {
+    return absl::NotFoundError(absl::StrCat(path, ": no `cluster:` section"));
+  }
+  auto parse = [&]() -> absl::StatusOr<ClusterConfig> {
+    QV2X_ASSIGN_OR_RETURN(YamlReader r, root.Map("cluster"));
+    ClusterConfig c;
+    {
+      QV2X_ASSIGN_OR_RETURN(YamlReader m, r.Map("model"));
+      QV2X_ASSIGN_OR_RETURN(c.model_config, m.String("config"));
+      QV2X_ASSIGN_OR_RETURN(c.checkpoint, m.String("checkpoint"));
+      QV2X_ASSIGN_OR_RETURN(c.int8_artifact, m.String("int8_artifact"));
+    }
+    QV2X_ASSIGN_OR_RETURN(c.codec, r.Enum("codec", {"bitpack", "zstd"}));
+    QV2X_ASSIGN_OR_RETURN(c.pace, r.Enum("pace", {"realtime", "lockstep"}));
+    QV2X_ASSIGN_OR_RETURN(c.precision, r.Enum("precision", {"fp32", "int8"}));
+    if (c.precision == "int8" && c.int8_artifact.empty()) {
+      return r.Error("precision", "int8 needs model.int8_artifact");
+    }
+    QV2X_ASSIGN_OR_RETURN(int64_t threads, r.IntInRange("agent_threads", 1, 64));
+    c.agent_threads = static_cast<int>(threads);
+    {
+      QV2X_ASSIGN_OR_RETURN(YamlReader f, r.Map("fusion"));
+      QV2X_ASSIGN_OR_RETURN(c.fusion, ReadPorts(f));
+      QV2X_ASSIGN_OR_RETURN(int64_t deadline, f.IntInRange("deadline_ms", 1, 60000));
+      c.fusion_deadline_ms = static_cast<int>(deadline);
+      QV2X_ASSIGN_OR_RETURN(int64_t window, f.IntInRange("ap_window_frames", 1, 100000));
+      c.ap_window_frames = static_cast<int>(window);
+      QV2X_ASSIGN_OR_RETURN(int64_t ft, f.IntInRange("threads", 1, 64));
+      c.fusion_threads = static_cast<int>(ft);
+    }
+    {
+      QV2X_ASSIGN_OR_RETURN(YamlReader a, r.Map("agents"));
+      QV2X_ASSIGN_OR_RETURN(c.agent_grpc_port_base, Port(a, "grpc_port_base"));
+      QV2X_ASSIGN_OR_RETURN(c.agent_metrics_port_base, Port(a, "metrics_port_base"));
+    }
+    QV2X_ASSIGN_OR_RETURN(c.trainer, ReadOptional(r, "trainer"));
+    QV2X_ASSIGN_OR_RETURN(c.quantizer, ReadOptional(r, "quantizer"));
+    QV2X_RETURN_IF_ERROR(r.Finish());
+    return c;
+  };
+  absl::StatusOr<ClusterConfig> c = parse();
+  if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat(path, ": ", c.status().message()));
+  return c;
+}
+
+}  // namespace qv2x::sim

@@ -1,0 +1,91 @@
+// Groups validated agent messages into frames by frame id and decides when a frame is
+// due. Each agent sends increasing frame ids, so a frame is complete once every
+// connected agent has sent it or a later one; otherwise it waits for its deadline (from
+// its first message). An agent that never connected is waited for during a start-up
+// grace only, and a disconnected one not at all, so a dead agent never stalls the scene.
+// Frames close in id order; a message for a closed frame is late.
+#ifndef QV2X_FUSION_SERVER_FRAME_ASSEMBLER_H_
+#define QV2X_FUSION_SERVER_FRAME_ASSEMBLER_H_
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "core/geometry/transform.h"
+#include "qv2x/v1/features.pb.h"
+
+namespace qv2x::fusion {
+
+using Clock = std::chrono::steady_clock;
+
+// A message that passed validation, its index map decoded.
+struct ReceivedMessage {
+  int agent_id = 0;
+  uint64_t frame_id = 0;
+  int64_t capture_time_ns = 0;
+  Pose lidar_pose;
+  std::vector<int32_t> indices;  // [levels, h, w] of the model's grid
+  v1::AgentContribution contribution;
+  Clock::time_point arrival;
+};
+
+struct AssemblerOptions {
+  std::vector<int> expected_agents;
+  int ego_id = 0;
+  Clock::duration deadline = std::chrono::milliseconds(300);
+  Clock::duration startup_grace = std::chrono::seconds(30);
+};
+
+struct ClosedFrame {
+  uint64_t frame_id = 0;
+  std::vector<ReceivedMessage> messages;  // the ego's first when present
+  std::vector<int> missing;               // expected agents without a message
+  bool has_ego = false;
+};
+
+enum class AddResult { kAccepted, kDuplicate, kLate };
+
+class FrameAssembler {
+ public:
+  FrameAssembler(AssemblerOptions options, Clock::time_point start);
+
+  AddResult Add(ReceivedMessage message);
+  void SetConnected(int agent_id, bool connected);
+
+  // Frames that are complete or past their deadline, in frame-id order. Closing a frame
+  // closes every earlier pending one too (no agent will send them any more).
+  std::vector<ClosedFrame> TakeDue(Clock::time_point now);
+  // When the earliest pending frame expires; nullopt when nothing is pending.
+  std::optional<Clock::time_point> NextDeadline() const;
+
+  std::optional<uint64_t> last_closed() const { return last_closed_; }
+  size_t pending() const { return pending_.size(); }
+  bool expected(int agent_id) const { return agents_.count(agent_id) > 0; }
+  std::vector<int> connected_agents() const;
+
+ private:
+  enum class Link { kNeverSeen, kConnected, kDisconnected };
+  struct AgentState {
+    Link link = Link::kNeverSeen;
+    std::optional<uint64_t> latest;  // highest frame id received
+  };
+  struct Pending {
+    Clock::time_point first_arrival;
+    std::vector<ReceivedMessage> messages;
+  };
+
+  bool Complete(uint64_t frame_id, const Pending& p, Clock::time_point now) const;
+  ClosedFrame Close(uint64_t frame_id, Pending p);
+
+  AssemblerOptions options_;
+  Clock::time_point start_;
+  std::map<int, AgentState> agents_;
+  std::map<uint64_t, Pending> pending_;
+  std::optional<uint64_t> last_closed_;
+};
+
+}  // namespace qv2x::fusion
+
+#endif  // QV2X_FUSION_SERVER_FRAME_ASSEMBLER_H_

@@ -1,0 +1,452 @@
+#include "fusion_server/fusion_service.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "services/log.h"
+
+namespace qv2x::fusion {
+namespace {
+
+using prometheus::Counter;
+using prometheus::Family;
+using prometheus::Gauge;
+using prometheus::Histogram;
+
+int64_t NowUnixNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Histogram::BucketBoundaries LatencyBuckets() {
+  return {0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10};
+}
+
+}  // namespace
+
+// One agent stream: replies queue here and a writer thread sends them, so acks and
+// frame-closed notices never wait on the reader.
+struct FusionService::Connection {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<v1::FeatureStreamReply> queue;
+  bool closed = false;
+
+  void Push(v1::FeatureStreamReply r) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (closed) return;
+    queue.push_back(std::move(r));
+    cv.notify_one();
+  }
+  bool Pop(v1::FeatureStreamReply* r) {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return closed || !queue.empty(); });
+    if (queue.empty()) return false;
+    *r = std::move(queue.front());
+    queue.pop_front();
+    return true;
+  }
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu);
+    closed = true;
+    cv.notify_all();
+  }
+};
+
+struct FusionService::Watcher {
+  std::deque<v1::DetectionFrame> queue;
+  uint64_t dropped = 0;
+};
+
+struct FusionService::Metrics {
+  Family<Counter>& received_bytes;
+  Family<Counter>& fp32_bytes;
+  Family<Counter>& messages;
+  Family<Counter>& rejected;
+  Family<Counter>& late;
+  Family<Counter>& missing;
+  Family<Counter>& frames;
+  Family<Histogram>& e2e;
+  Family<Histogram>& fuse;
+  Family<Histogram>& agents_per_frame;
+  Family<Histogram>& message_bytes;
+  Family<Gauge>& connected;
+  Family<Gauge>& ap;
+
+  explicit Metrics(prometheus::Registry& r)
+      : received_bytes(prometheus::BuildCounter()
+                           .Name("qv2x_fusion_received_bytes_total")
+                           .Help("Serialized bytes of accepted feature messages, per agent")
+                           .Register(r)),
+        fp32_bytes(prometheus::BuildCounter()
+                       .Name("qv2x_fusion_feature_fp32_bytes_total")
+                       .Help("What the accepted messages' FP32 feature maps would have cost")
+                       .Register(r)),
+        messages(prometheus::BuildCounter()
+                     .Name("qv2x_fusion_messages_total")
+                     .Help("Feature messages accepted, per agent")
+                     .Register(r)),
+        rejected(prometheus::BuildCounter()
+                     .Name("qv2x_fusion_rejected_messages_total")
+                     .Help("Feature messages refused, by reason")
+                     .Register(r)),
+        late(prometheus::BuildCounter()
+                 .Name("qv2x_fusion_late_messages_total")
+                 .Help("Messages for frames already fused or dropped, per agent")
+                 .Register(r)),
+        missing(prometheus::BuildCounter()
+                    .Name("qv2x_fusion_missing_messages_total")
+                    .Help("Frames closed without this expected agent's message")
+                    .Register(r)),
+        frames(prometheus::BuildCounter()
+                   .Name("qv2x_fusion_frames_total")
+                   .Help("Closed frames by outcome (fused, no_ego, error)")
+                   .Register(r)),
+        e2e(prometheus::BuildHistogram()
+                .Name("qv2x_fusion_e2e_latency_seconds")
+                .Help("Earliest capture time of a frame's sweeps to its boxes")
+                .Register(r)),
+        fuse(prometheus::BuildHistogram()
+                 .Name("qv2x_fusion_fuse_duration_seconds")
+                 .Help("Decode, warp, fusion, heads and NMS of one frame")
+                 .Register(r)),
+        agents_per_frame(prometheus::BuildHistogram()
+                             .Name("qv2x_fusion_agents_per_frame")
+                             .Help("Agents fused into each frame")
+                             .Register(r)),
+        message_bytes(prometheus::BuildHistogram()
+                          .Name("qv2x_fusion_message_bytes")
+                          .Help("Serialized size of accepted feature messages, by encoding")
+                          .Register(r)),
+        connected(prometheus::BuildGauge()
+                      .Name("qv2x_fusion_connected_agents")
+                      .Help("Agents with an open feature stream")
+                      .Register(r)),
+        ap(prometheus::BuildGauge()
+               .Name("qv2x_fusion_ap")
+               .Help("Rolling average precision of the fused detections (global sort)")
+               .Register(r)) {}
+};
+
+FusionService::FusionService(FusionEngine* engine, FusionOptions options,
+                             prometheus::Registry& registry)
+    : engine_(engine),
+      options_(std::move(options)),
+      validator_(ValidatorOptions{
+          std::set<int>(options_.assembler.expected_agents.begin(),
+                        options_.assembler.expected_agents.end()),
+          engine->grid(), engine->codebook_digest(), engine->feature_channels(),
+          options_.max_message_bytes, options_.max_decoded_bytes}),
+      metrics_(std::make_unique<Metrics>(registry)),
+      assembler_(options_.assembler, Clock::now()) {
+  // Every series exists from the start so dashboards and scrapes see zeros, not gaps.
+  for (int id : options_.assembler.expected_agents) {
+    const std::string a = std::to_string(id);
+    metrics_->received_bytes.Add({{"agent", a}});
+    metrics_->fp32_bytes.Add({{"agent", a}});
+    metrics_->messages.Add({{"agent", a}});
+    metrics_->late.Add({{"agent", a}});
+    metrics_->missing.Add({{"agent", a}});
+  }
+  for (int r = v1::RejectReason_MIN + 1; r <= v1::RejectReason_MAX; ++r) {
+    metrics_->rejected.Add({{"reason", ReasonLabel(static_cast<v1::RejectReason>(r))}});
+  }
+  for (const char* o : {"fused", "no_ego", "error"}) metrics_->frames.Add({{"outcome", o}});
+  metrics_->e2e.Add({}, LatencyBuckets());
+  metrics_->fuse.Add({}, LatencyBuckets());
+  metrics_->agents_per_frame.Add({}, Histogram::BucketBoundaries{1, 2, 3, 4, 5, 6, 8, 12, 16});
+  metrics_->connected.Add({});
+  for (int c = 0; c < kNumClasses; ++c) {
+    for (const char* iou : {"0.3", "0.5", "0.7"}) {
+      metrics_->ap.Add({{"class", ClassName(static_cast<ObjectClass>(c))}, {"iou", iou}});
+    }
+  }
+}
+
+FusionService::~FusionService() { Stop(); }
+
+void FusionService::Start() {
+  fuse_thread_ = std::thread([this] { FuseLoop(); });
+  score_thread_ = std::thread([this] { ScoreLoop(); });
+}
+
+void FusionService::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    for (const auto& c : connections_) c->Close();
+  }
+  cv_.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(score_mu_);
+    score_cv_.notify_all();
+  }
+  if (fuse_thread_.joinable()) fuse_thread_.join();
+  if (score_thread_.joinable()) score_thread_.join();
+}
+
+void FusionService::AgentLink(int agent_id, int delta) {
+  // Caller holds mu_.
+  int& n = links_[agent_id];
+  n += delta;
+  assembler_.SetConnected(agent_id, n > 0);
+  metrics_->connected.Add({}).Set(static_cast<double>(assembler_.connected_agents().size()));
+}
+
+grpc::Status FusionService::StreamFeatures(
+    grpc::ServerContext* ctx,
+    grpc::ServerReaderWriter<v1::FeatureStreamReply, v1::FeatureMessage>* stream) {
+  auto conn = std::make_shared<Connection>();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down");
+    connections_.insert(conn);
+  }
+  std::thread writer([&] {
+    v1::FeatureStreamReply reply;
+    while (conn->Pop(&reply)) {
+      if (!stream->Write(reply)) break;
+    }
+  });
+  std::optional<int> linked;  // the agent this stream speaks for, once known
+  v1::FeatureMessage msg;
+  while (stream->Read(&msg)) {
+    v1::FeatureStreamReply reply;
+    v1::FeatureAck* ack = reply.mutable_ack();
+    ack->set_agent_id(msg.agent_id());
+    ack->set_frame_id(msg.frame_id());
+    ReceivedMessage received;
+    Rejection why;
+    const bool valid = validator_.Validate(msg, &received, &why);
+    if (valid) {
+      received.arrival = Clock::now();
+      AddResult added;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!linked) {
+          linked = msg.agent_id();
+          AgentLink(*linked, +1);
+        }
+        added = assembler_.Add(received);
+      }
+      const std::string agent = std::to_string(msg.agent_id());
+      if (added == AddResult::kAccepted) {
+        cv_.notify_all();
+        const v1::AgentContribution& c = received.contribution;
+        metrics_->received_bytes.Add({{"agent", agent}}).Increment(c.message_bytes());
+        metrics_->fp32_bytes.Add({{"agent", agent}}).Increment(c.fp32_feature_bytes());
+        metrics_->messages.Add({{"agent", agent}}).Increment();
+        metrics_
+            ->message_bytes.Add({{"encoding", c.encoding() == v1::INDEX_ENCODING_ZSTD ? "zstd"
+                                                                                      : "bitpack"}},
+                                Histogram::BucketBoundaries{256, 1024, 4096, 8192, 16384, 32768,
+                                                            65536, 131072, 262144, 1048576})
+            .Observe(static_cast<double>(c.message_bytes()));
+        ack->set_accepted(true);
+      } else if (added == AddResult::kLate) {
+        metrics_->late.Add({{"agent", agent}}).Increment();
+        ack->set_reason(v1::REJECT_REASON_LATE);
+        ack->set_detail(absl::StrCat("frame ", msg.frame_id(), " was already closed"));
+      } else {
+        why.reason = v1::REJECT_REASON_DUPLICATE;
+        why.detail = absl::StrCat("agent ", msg.agent_id(), " already sent frame ", msg.frame_id());
+      }
+    }
+    if (!valid || why.reason == v1::REJECT_REASON_DUPLICATE) {
+      metrics_->rejected.Add({{"reason", ReasonLabel(why.reason)}}).Increment();
+      ack->set_reason(why.reason);
+      ack->set_detail(why.detail);
+      services::LogWarning(absl::StrCat("rejected agent ", msg.agent_id(), " frame ",
+                                        msg.frame_id(), ": ", ReasonLabel(why.reason), ": ",
+                                        why.detail));
+    }
+    conn->Push(std::move(reply));
+  }
+  conn->Close();
+  writer.join();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    connections_.erase(conn);
+    if (linked) AgentLink(*linked, -1);
+  }
+  cv_.notify_all();  // frames waiting on this agent may be due now
+  if (linked) services::LogInfo(absl::StrCat("agent ", *linked, " stream closed"));
+  return ctx->IsCancelled() ? grpc::Status::CANCELLED : grpc::Status::OK;
+}
+
+void FusionService::NotifyClosed(uint64_t frame_id) {
+  v1::FeatureStreamReply reply;
+  reply.set_frame_closed(frame_id);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& c : connections_) c->Push(reply);
+}
+
+void FusionService::Publish(const v1::DetectionFrame& frame) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& w : watchers_) {
+    if (w->queue.size() >= options_.watcher_queue) {
+      w->queue.pop_front();
+      ++w->dropped;
+    }
+    w->queue.push_back(frame);
+  }
+  cv_.notify_all();
+}
+
+void FusionService::FuseLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    // Wake for new messages, disconnects, or the earliest deadline (and re-check the
+    // start-up grace now and then).
+    Clock::time_point wake = Clock::now() + std::chrono::milliseconds(50);
+    if (auto d = assembler_.NextDeadline(); d && *d < wake) wake = *d;
+    cv_.wait_until(lock, wake);
+    if (stopping_) break;
+    std::vector<ClosedFrame> due = assembler_.TakeDue(Clock::now());
+    if (due.empty()) continue;
+    lock.unlock();
+    for (ClosedFrame& f : due) {
+      for (int id : f.missing) metrics_->missing.Add({{"agent", std::to_string(id)}}).Increment();
+      if (!f.has_ego) {
+        metrics_->frames.Add({{"outcome", "no_ego"}}).Increment();
+        std::lock_guard<std::mutex> g(mu_);
+        ++frames_dropped_;
+      } else if (absl::StatusOr<FusedFrame> fused = engine_->Fuse(f); !fused.ok()) {
+        metrics_->frames.Add({{"outcome", "error"}}).Increment();
+        services::LogError(absl::StrCat("frame ", f.frame_id, ": ", fused.status().message()));
+        std::lock_guard<std::mutex> g(mu_);
+        ++frames_dropped_;
+      } else {
+        int64_t first_capture = f.messages.front().capture_time_ns;
+        for (const ReceivedMessage& m : f.messages) {
+          first_capture = std::min(first_capture, m.capture_time_ns);
+        }
+        const double e2e = (NowUnixNs() - first_capture) * 1e-9;
+        v1::DetectionFrame out;
+        out.set_frame_id(f.frame_id);
+        const sim::SceneInstant at = engine_->Instant(f.frame_id);
+        out.set_scenario(at.scenario);
+        out.set_frame_index(at.index);
+        for (int id : fused->agents) {
+          for (const ReceivedMessage& m : f.messages) {
+            if (m.agent_id == id) *out.add_agents() = m.contribution;
+          }
+        }
+        for (const Detection& d : fused->detections) {
+          v1::Box* b = out.add_boxes();
+          b->set_class_name(ClassName(d.cls));
+          b->set_x(d.box.x);
+          b->set_y(d.box.y);
+          b->set_z(d.box.z);
+          b->set_l(d.box.l);
+          b->set_w(d.box.w);
+          b->set_h(d.box.h);
+          b->set_yaw(d.box.yaw);
+          b->set_score(static_cast<float>(d.score));
+        }
+        out.set_e2e_latency_seconds(e2e);
+        out.set_fuse_seconds(fused->fuse_seconds);
+        for (int id : f.missing) out.add_missing_agents(id);
+        metrics_->frames.Add({{"outcome", "fused"}}).Increment();
+        metrics_->e2e.Add({}, LatencyBuckets()).Observe(e2e);
+        metrics_->fuse.Add({}, LatencyBuckets()).Observe(fused->fuse_seconds);
+        metrics_->agents_per_frame.Add({}, Histogram::BucketBoundaries{1, 2, 3, 4, 5, 6, 8, 12, 16})
+            .Observe(static_cast<double>(fused->agents.size()));
+        {
+          std::lock_guard<std::mutex> g(mu_);
+          ++frames_fused_;
+          for (const v1::ClassAp& c : ap_) *out.add_rolling_ap() = c;
+          out.set_ap_frames(ap_frames_);
+        }
+        Publish(out);
+        {
+          std::lock_guard<std::mutex> g(score_mu_);
+          score_queue_.push_back(std::move(*fused));
+        }
+        score_cv_.notify_one();
+      }
+      NotifyClosed(f.frame_id);
+    }
+    lock.lock();
+  }
+}
+
+void FusionService::ScoreLoop() {
+  while (true) {
+    FusedFrame frame;
+    {
+      std::unique_lock<std::mutex> lock(score_mu_);
+      score_cv_.wait(lock, [&] {
+        std::lock_guard<std::mutex> g(mu_);
+        return stopping_ || !score_queue_.empty();
+      });
+      if (score_queue_.empty()) return;
+      frame = std::move(score_queue_.front());
+      score_queue_.pop_front();
+    }
+    absl::StatusOr<EvalResult> r = engine_->Score(frame);
+    if (!r.ok()) {
+      services::LogWarning(absl::StrCat("scoring frame ", frame.frame_id, ": ",
+                                        r.status().message()));
+      continue;
+    }
+    std::vector<v1::ClassAp> ap;
+    static const char* kIou[] = {"0.3", "0.5", "0.7"};
+    for (int c = 0; c < kNumClasses; ++c) {
+      v1::ClassAp a;
+      const char* name = ClassName(static_cast<ObjectClass>(c));
+      a.set_class_name(name);
+      a.set_ap_30(r->ap[c][0]);
+      a.set_ap_50(r->ap[c][1]);
+      a.set_ap_70(r->ap[c][2]);
+      for (int t = 0; t < 3; ++t) {
+        metrics_->ap.Add({{"class", name}, {"iou", kIou[t]}}).Set(r->ap[c][t]);
+      }
+      ap.push_back(a);
+    }
+    std::lock_guard<std::mutex> g(mu_);
+    ap_ = std::move(ap);
+    ap_frames_ = r->num_frames;
+  }
+}
+
+grpc::Status FusionService::WatchDetections(grpc::ServerContext* ctx, const v1::WatchRequest*,
+                                            grpc::ServerWriter<v1::DetectionFrame>* writer) {
+  auto w = std::make_shared<Watcher>();
+  std::unique_lock<std::mutex> lock(mu_);
+  watchers_.insert(w);
+  while (!stopping_ && !ctx->IsCancelled()) {
+    if (w->queue.empty()) {
+      cv_.wait_for(lock, std::chrono::milliseconds(200));
+      continue;
+    }
+    v1::DetectionFrame f = std::move(w->queue.front());
+    w->queue.pop_front();
+    lock.unlock();
+    const bool ok = writer->Write(f);
+    lock.lock();
+    if (!ok) break;
+  }
+  watchers_.erase(w);
+  return grpc::Status::OK;
+}
+
+grpc::Status FusionService::GetStatus(grpc::ServerContext*, const v1::FusionStatusRequest*,
+                                      v1::FusionStatus* response) {
+  std::lock_guard<std::mutex> lock(mu_);
+  response->set_frames_fused(frames_fused_);
+  response->set_frames_dropped(frames_dropped_);
+  for (int id : options_.assembler.expected_agents) response->add_expected_agents(id);
+  for (int id : assembler_.connected_agents()) response->add_connected_agents(id);
+  response->set_codebook_digest(engine_->codebook_digest());
+  const codec::IndexGrid& g = engine_->grid();
+  response->mutable_grid()->set_levels(static_cast<uint32_t>(g.levels));
+  response->mutable_grid()->set_height(static_cast<uint32_t>(g.height));
+  response->mutable_grid()->set_width(static_cast<uint32_t>(g.width));
+  response->mutable_grid()->set_dict_size(static_cast<uint32_t>(g.dict_size));
+  for (const v1::ClassAp& c : ap_) *response->add_rolling_ap() = c;
+  return grpc::Status::OK;
+}
+
+}  // namespace qv2x::fusion

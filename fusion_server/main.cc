@@ -1,0 +1,102 @@
+// qv2x-fusion: the ego fusion service (qv2x.v1.Fusion).
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/model/runtime_model.h"
+#include "core/sim/scene_config.h"
+#include "fusion_server/fusion_service.h"
+#include "services/log.h"
+#include "services/server_host.h"
+
+ABSL_FLAG(std::string, scene, "", "scene file: agents, rate and ground truth (required)");
+ABSL_FLAG(std::string, config, "", "stage YAML of the model (required)");
+ABSL_FLAG(std::string, checkpoint, "",
+          "stage-3 weights; empty: the seeded initial model every service builds alike");
+ABSL_FLAG(std::string, listen, "127.0.0.1:50080", "gRPC address (host:port)");
+ABSL_FLAG(std::string, metrics, "127.0.0.1:9480", "Prometheus /metrics address; empty disables");
+ABSL_FLAG(int, deadline_ms, 300, "fuse with the agents that arrived this long after the first");
+ABSL_FLAG(int, startup_grace_ms, 30000,
+          "wait this long at start-up for agents that have not connected yet");
+ABSL_FLAG(int, ap_window, 100, "frames in the rolling AP window");
+ABSL_FLAG(int, threads, 0, "intra-op threads (0 = library default)");
+ABSL_FLAG(int, max_feature_bytes, 4 << 20,
+          "largest feature message accepted (larger ones are rejected and counted)");
+ABSL_FLAG(int, max_decoded_bytes, 16 << 20, "largest index map after decompression");
+ABSL_FLAG(std::string, port_file, "",
+          "write \"<grpc port> <metrics port>\" here once serving (for port 0)");
+
+namespace {
+
+int Run() {
+  using qv2x::services::LogError;
+  absl::StatusOr<qv2x::sim::SceneConfig> scene =
+      qv2x::sim::LoadSceneConfig(absl::GetFlag(FLAGS_scene));
+  if (!scene.ok()) {
+    LogError(scene.status().message());
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_config).empty()) {
+    LogError("--config is required");
+    return 2;
+  }
+  if (int t = absl::GetFlag(FLAGS_threads); t > 0) qv2x::SetIntraOpThreads(t);
+  absl::StatusOr<std::unique_ptr<qv2x::fusion::FusionEngine>> engine =
+      qv2x::fusion::FusionEngine::Create(absl::GetFlag(FLAGS_config),
+                                         absl::GetFlag(FLAGS_checkpoint), *scene,
+                                         absl::GetFlag(FLAGS_ap_window));
+  if (!engine.ok()) {
+    LogError(engine.status().message());
+    return 1;
+  }
+  qv2x::fusion::FusionOptions options;
+  for (const auto& a : scene->agents) options.assembler.expected_agents.push_back(a.id);
+  options.assembler.ego_id = scene->ego_id;
+  options.assembler.deadline = std::chrono::milliseconds(absl::GetFlag(FLAGS_deadline_ms));
+  options.assembler.startup_grace =
+      std::chrono::milliseconds(absl::GetFlag(FLAGS_startup_grace_ms));
+  options.max_message_bytes = absl::GetFlag(FLAGS_max_feature_bytes);
+  options.max_decoded_bytes = absl::GetFlag(FLAGS_max_decoded_bytes);
+
+  qv2x::services::ServerOptions server;
+  server.service_name = "fusion";
+  server.listen_address = absl::GetFlag(FLAGS_listen);
+  server.metrics_address = absl::GetFlag(FLAGS_metrics);
+  // gRPC's own cap sits above the service's limit so that an oversized message reaches
+  // the validator and is counted instead of ending the agent's stream.
+  server.max_message_bytes = 4 * absl::GetFlag(FLAGS_max_feature_bytes);
+  qv2x::services::ServerHost host(server);
+  qv2x::fusion::FusionService service(engine->get(), options, host.registry());
+  host.AddService(&service);
+  host.OnShutdown([&] { service.Stop(); });
+  if (absl::Status st = host.Start(); !st.ok()) {
+    LogError(st.message());
+    return 1;
+  }
+  service.Start();
+  if (absl::Status st = qv2x::services::WritePortFile(absl::GetFlag(FLAGS_port_file), host);
+      !st.ok()) {
+    LogError(st.message());
+    return 1;
+  }
+  qv2x::services::LogInfo(absl::StrCat(
+      "fusion: scene ", scene->name, ", agents [",
+      absl::StrJoin(options.assembler.expected_agents, ", "), "], codebook ",
+      (*engine)->codebook_digest(), ", grid ", (*engine)->grid().levels, "x",
+      (*engine)->grid().height, "x", (*engine)->grid().width));
+  host.Wait();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "qv2x-fusion --scene SCENE.yaml --config STAGE.yaml [--checkpoint CKPT] [--listen h:p]");
+  absl::ParseCommandLine(argc, argv);
+  qv2x::services::BlockTerminationSignals();
+  return Run();
+}

@@ -1,0 +1,48 @@
+// Checks an agent's FeatureMessage against what this fusion service holds (scene agents,
+// the model's index grid, its codebook digest, size limits) and decodes the index map.
+// Every refusal carries a RejectReason for the metric label and a one-line detail.
+#ifndef QV2X_FUSION_SERVER_MESSAGE_VALIDATOR_H_
+#define QV2X_FUSION_SERVER_MESSAGE_VALIDATOR_H_
+
+#include <set>
+#include <string>
+
+#include "core/codec/index_codec.h"
+#include "fusion_server/frame_assembler.h"
+#include "qv2x/v1/features.pb.h"
+
+namespace qv2x::fusion {
+
+struct ValidatorOptions {
+  std::set<int> agents;             // agent ids of the scene
+  codec::IndexGrid grid;            // the model's index map shape
+  std::string codebook_digest;      // the model's codebook
+  int64_t feature_channels = 0;     // C of the FP32 feature map (bandwidth comparison)
+  uint64_t max_message_bytes = 0;   // serialized message
+  uint64_t max_decoded_bytes = 0;   // index map after decompression
+};
+
+struct Rejection {
+  v1::RejectReason reason = v1::REJECT_REASON_UNSPECIFIED;
+  std::string detail;
+};
+
+// Lower-case label for qv2x_fusion_rejected_messages_total{reason}.
+std::string ReasonLabel(v1::RejectReason reason);
+
+class MessageValidator {
+ public:
+  explicit MessageValidator(ValidatorOptions options) : options_(std::move(options)) {}
+
+  // On success fills `out` (arrival time left to the caller) and returns true.
+  bool Validate(const v1::FeatureMessage& msg, ReceivedMessage* out, Rejection* why) const;
+
+  const ValidatorOptions& options() const { return options_; }
+
+ private:
+  ValidatorOptions options_;
+};
+
+}  // namespace qv2x::fusion
+
+#endif  // QV2X_FUSION_SERVER_MESSAGE_VALIDATOR_H_
