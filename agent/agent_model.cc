@@ -1,0 +1,68 @@
+#include "agent/agent_model.h"
+
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+#include "core/model/runtime_model.h"
+#include "core/model/torch_status.h"
+#include "core/voxel/pillars.h"
+
+namespace qv2x::agent {
+
+const char* PrecisionName(Precision p) { return p == Precision::kInt8 ? "int8" : "fp32"; }
+
+absl::StatusOr<Precision> ParsePrecision(const std::string& name) {
+  if (name == "fp32") return Precision::kFp32;
+  if (name == "int8") return Precision::kInt8;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown precision \"", name, "\" (expected fp32 or int8)"));
+}
+
+struct AgentModel::Impl {
+  RuntimeModel fp32;
+};
+
+AgentModel::~AgentModel() = default;
+
+bool AgentModel::has_int8() const { return false; }
+
+absl::StatusOr<std::shared_ptr<AgentModel>> AgentModel::Load(const std::string& config_path,
+                                                             const std::string& checkpoint,
+                                                             const std::string& int8_artifact) {
+  if (!int8_artifact.empty()) {
+    return absl::UnimplementedError(
+        "INT8 encoders are not available in this build yet (quantizer, issue 6)");
+  }
+  std::shared_ptr<AgentModel> m(new AgentModel());
+  m->impl_ = std::make_unique<Impl>();
+  QV2X_ASSIGN_OR_RETURN(m->impl_->fp32, LoadRuntimeModel(config_path, checkpoint));
+  m->checkpoint_ = checkpoint;
+  m->int8_artifact_ = int8_artifact;
+  m->digest_ = m->impl_->fp32.codebook_digest;
+  return m;
+}
+
+absl::StatusOr<EncodedSweep> AgentModel::Encode(const PointCloud& sweep,
+                                                Precision precision) const {
+  if (precision == Precision::kInt8 && !has_int8()) {
+    return absl::FailedPreconditionError("no INT8 encoder loaded");
+  }
+  const StageConfig& cfg = impl_->fp32.cfg;
+  const Pillars pillars =
+      Pillarize(CropPoints(sweep, cfg.preprocess), cfg.preprocess, PillarMode::kTest);
+  return TorchCall("encode", [&]() -> absl::StatusOr<EncodedSweep> {
+    torch::NoGradGuard no_grad;
+    QV2X_ASSIGN_OR_RETURN(AgentEncoding enc,
+                          impl_->fp32.detector->agent_encoder()->Encode(pillars));
+    EncodedSweep out;
+    const torch::Tensor idx = enc.indices.to(torch::kInt32).contiguous();
+    out.grid = {idx.size(0), idx.size(1), idx.size(2), cfg.model.codebook.dict_size};
+    out.indices.assign(idx.data_ptr<int32_t>(), idx.data_ptr<int32_t>() + idx.numel());
+    out.fp32_feature_bytes = static_cast<uint64_t>(enc.features.numel()) * sizeof(float);
+    out.num_pillars = pillars.num_pillars;
+    return out;
+  });
+}
+
+}  // namespace qv2x::agent

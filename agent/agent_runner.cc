@@ -1,0 +1,414 @@
+#include "agent/agent_runner.h"
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "core/sim/scene_clock.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "services/log.h"
+#include "services/status_convert.h"
+
+namespace qv2x::agent {
+namespace {
+
+using prometheus::Counter;
+using prometheus::Family;
+using prometheus::Gauge;
+using prometheus::Histogram;
+
+int64_t NowUnixNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+v1::Precision ToProto(Precision p) {
+  return p == Precision::kInt8 ? v1::PRECISION_INT8 : v1::PRECISION_FP32;
+}
+
+constexpr auto kControlTimeout = std::chrono::seconds(30);
+
+}  // namespace
+
+struct AgentRunner::Metrics {
+  Family<Histogram>& encode;
+  Family<Counter>& sent_bytes;
+  Family<Counter>& fp32_bytes;
+  Family<Counter>& frames;
+  Family<Histogram>& message_bytes;
+  Counter& skipped;
+  Counter& reconnects;
+  Family<Counter>& rejected;
+  Gauge& connected;
+  Gauge& generation;
+  std::string agent;
+
+  Metrics(prometheus::Registry& r, int agent_id)
+      : encode(prometheus::BuildHistogram()
+                   .Name("qv2x_agent_encode_duration_seconds")
+                   .Help("Own sweep to coded indices: crop, pillars, encoder, codebook, codec")
+                   .Register(r)),
+        sent_bytes(prometheus::BuildCounter()
+                       .Name("qv2x_agent_sent_bytes_total")
+                       .Help("Serialized feature-message bytes written to the fusion stream")
+                       .Register(r)),
+        fp32_bytes(prometheus::BuildCounter()
+                       .Name("qv2x_agent_feature_fp32_bytes_total")
+                       .Help("What the same frames' FP32 feature maps would have cost")
+                       .Register(r)),
+        frames(prometheus::BuildCounter()
+                   .Name("qv2x_agent_frames_sent_total")
+                   .Help("Frames encoded and sent")
+                   .Register(r)),
+        message_bytes(prometheus::BuildHistogram()
+                          .Name("qv2x_agent_message_bytes")
+                          .Help("Serialized size of each feature message")
+                          .Register(r)),
+        skipped(prometheus::BuildCounter()
+                    .Name("qv2x_agent_frames_skipped_total")
+                    .Help("Scene ticks missed while the previous frame was encoding")
+                    .Register(r)
+                    .Add({{"agent", std::to_string(agent_id)}})),
+        reconnects(prometheus::BuildCounter()
+                       .Name("qv2x_agent_reconnects_total")
+                       .Help("Feature streams re-opened after the fusion service went away")
+                       .Register(r)
+                       .Add({{"agent", std::to_string(agent_id)}})),
+        rejected(prometheus::BuildCounter()
+                     .Name("qv2x_agent_rejected_messages_total")
+                     .Help("Messages the fusion service refused, by reason")
+                     .Register(r)),
+        connected(prometheus::BuildGauge()
+                      .Name("qv2x_agent_connected")
+                      .Help("1 while the feature stream to the fusion service is open")
+                      .Register(r)
+                      .Add({{"agent", std::to_string(agent_id)}})),
+        generation(prometheus::BuildGauge()
+                       .Name("qv2x_agent_model_generation")
+                       .Help("Bumped by every model load or precision switch")
+                       .Register(r)
+                       .Add({{"agent", std::to_string(agent_id)}})),
+        agent(std::to_string(agent_id)) {}
+
+  static Histogram::BucketBoundaries LatencyBuckets() {
+    return {0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2};
+  }
+  static Histogram::BucketBoundaries SizeBuckets() {
+    return {256, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144, 1048576};
+  }
+};
+
+AgentRunner::AgentRunner(AgentOptions options, const sim::Simulator* simulator,
+                         std::shared_ptr<AgentModel> model, Precision precision,
+                         prometheus::Registry& registry)
+    : options_(std::move(options)),
+      sim_(simulator),
+      metrics_(std::make_unique<Metrics>(registry, options_.agent_id)),
+      link_(options_.fusion_address, options_.max_message_bytes,
+            [this](const v1::FeatureAck& ack) {
+              std::lock_guard<std::mutex> lock(mu_);
+              ++frames_rejected_;
+              std::string reason = v1::RejectReason_Name(ack.reason());
+              metrics_->rejected.Add({{"agent", metrics_->agent}, {"reason", reason}}).Increment();
+              services::LogWarning(absl::StrCat("fusion refused frame ", ack.frame_id(), ": ",
+                                                reason, ": ", ack.detail()));
+            }),
+      model_(std::move(model)),
+      precision_(precision),
+      next_lockstep_(options_.start_frame) {
+  for (Precision p : {Precision::kFp32, Precision::kInt8}) {
+    metrics_->encode.Add({{"agent", metrics_->agent}, {"precision", PrecisionName(p)}},
+                         Metrics::LatencyBuckets());
+    metrics_->frames.Add({{"agent", metrics_->agent}, {"precision", PrecisionName(p)}});
+  }
+  const char* enc = codec::EncodingName(options_.codec.encoding);
+  metrics_->sent_bytes.Add({{"agent", metrics_->agent}, {"encoding", enc}});
+  metrics_->fp32_bytes.Add({{"agent", metrics_->agent}});
+  metrics_->generation.Set(static_cast<double>(generation_));
+}
+
+AgentRunner::~AgentRunner() { Stop(); }
+
+void AgentRunner::Stop() {
+  stop_ = true;
+  cv_.notify_all();
+}
+
+void AgentRunner::Run() {
+  int backoff_ms = 100;
+  bool ever_connected = false;
+  while (!stop_) {
+    if (!link_.connected()) {
+      metrics_->connected.Set(0);
+      if (!link_.Connect(std::chrono::milliseconds(backoff_ms))) {
+        backoff_ms = std::min(2 * backoff_ms, 2000);
+        continue;
+      }
+      backoff_ms = 100;
+      if (ever_connected) {
+        metrics_->reconnects.Increment();
+        services::LogInfo(absl::StrCat("agent ", options_.agent_id, ": reconnected to ",
+                                       options_.fusion_address));
+      }
+      ever_connected = true;
+      metrics_->connected.Set(1);
+      std::lock_guard<std::mutex> lock(mu_);
+      // Resume with the current frame: a restarted fusion service knows nothing of the
+      // frames before, so the agent neither replays them nor waits for their notices.
+      connect_base_ = next_lockstep_;
+    }
+    const std::optional<uint64_t> frame = NextFrame();
+    if (!frame) continue;
+    ApplyPending(*frame);
+    if (!EncodeAndSend(*frame)) continue;
+    if (options_.max_frames > 0) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (frames_sent_ >= options_.max_frames) break;
+    }
+  }
+  link_.Close();
+  metrics_->connected.Set(0);
+}
+
+std::optional<uint64_t> AgentRunner::NextFrame() {
+  const sim::SceneConfig& scene = sim_->config();
+  if (options_.pace == Pace::kRealtime) {
+    const uint64_t tick = sim::TickAt(scene, NowUnixNs(), options_.epoch_ns);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (last_sent_ && tick <= *last_sent_) {
+      const int64_t wait_ns = sim::TickTimeNs(scene, *last_sent_ + 1, options_.epoch_ns) -
+                              NowUnixNs();
+      std::this_thread::sleep_for(
+          std::chrono::nanoseconds(std::clamp<int64_t>(wait_ns, 0, 100'000'000)));
+      return std::nullopt;
+    }
+    if (last_sent_ && tick > *last_sent_ + 1) {
+      frames_skipped_ += tick - *last_sent_ - 1;
+      metrics_->skipped.Increment(static_cast<double>(tick - *last_sent_ - 1));
+    }
+    return tick;
+  }
+  // Lock-step: at most `ahead` frames beyond the one the fusion service works on.
+  const std::optional<uint64_t> closed = link_.closed();
+  uint64_t frame;
+  int64_t base;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed && *closed >= next_lockstep_) next_lockstep_ = *closed + 1;  // it moved on
+    frame = next_lockstep_;
+    base = closed ? static_cast<int64_t>(*closed)
+                  : static_cast<int64_t>(connect_base_.value_or(frame)) - 1;
+  }
+  if (static_cast<int64_t>(frame) <= base + 1 + options_.ahead) return frame;
+  link_.WaitClosed(frame - 1 - options_.ahead, std::chrono::milliseconds(100));
+  return std::nullopt;
+}
+
+bool AgentRunner::EncodeAndSend(uint64_t frame_id) {
+  const sim::SceneInstant at = sim::InstantOf(sim_->config(), frame_id);
+  absl::StatusOr<AgentFrame> sweep = sim_->SimulateAgent(at.scenario, at.index, options_.agent_id);
+  if (!sweep.ok()) {
+    services::LogError(absl::StrCat("frame ", frame_id, ": ", sweep.status().message()));
+    Stop();
+    return false;
+  }
+  const int64_t capture_ns = NowUnixNs();
+  std::shared_ptr<AgentModel> model;
+  Precision precision;
+  uint64_t generation;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    model = model_;
+    precision = precision_;
+    generation = generation_;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  absl::StatusOr<EncodedSweep> enc = model->Encode(sweep->points, precision);
+  if (!enc.ok()) {
+    services::LogError(absl::StrCat("frame ", frame_id, ": ", enc.status().message()));
+    return false;
+  }
+  absl::StatusOr<codec::EncodedIndices> coded =
+      codec::EncodeIndices(enc->indices, enc->grid, options_.codec);
+  if (!coded.ok()) {
+    services::LogError(absl::StrCat("frame ", frame_id, ": ", coded.status().message()));
+    return false;
+  }
+  const double encode_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  v1::FeatureMessage msg;
+  msg.set_agent_id(options_.agent_id);
+  msg.set_frame_id(frame_id);
+  msg.set_capture_time_unix_ns(capture_ns);
+  const Pose& p = sweep->lidar_pose;
+  v1::Pose* pose = msg.mutable_lidar_pose();
+  pose->set_x(p.x);
+  pose->set_y(p.y);
+  pose->set_z(p.z);
+  pose->set_roll(p.roll);
+  pose->set_yaw(p.yaw);
+  pose->set_pitch(p.pitch);
+  v1::IndexGrid* g = msg.mutable_grid();
+  g->set_levels(static_cast<uint32_t>(enc->grid.levels));
+  g->set_height(static_cast<uint32_t>(enc->grid.height));
+  g->set_width(static_cast<uint32_t>(enc->grid.width));
+  g->set_dict_size(static_cast<uint32_t>(enc->grid.dict_size));
+  msg.set_codebook_digest(model->codebook_digest());
+  msg.set_precision(ToProto(precision));
+  msg.set_encoding(coded->encoding == codec::IndexEncoding::kZstd ? v1::INDEX_ENCODING_ZSTD
+                                                                  : v1::INDEX_ENCODING_BITPACK);
+  msg.set_bits_per_index(static_cast<uint32_t>(coded->bits_per_index));
+  msg.set_decoded_bytes(coded->decoded_bytes);
+  msg.set_payload(std::move(coded->payload));
+  msg.set_encode_seconds(encode_s);
+  msg.set_model_generation(generation);
+  const uint64_t size = msg.ByteSizeLong();
+  if (!link_.Send(msg)) return false;
+
+  const char* pname = PrecisionName(precision);
+  metrics_->encode.Add({{"agent", metrics_->agent}, {"precision", pname}},
+                       Metrics::LatencyBuckets())
+      .Observe(encode_s);
+  const char* ename = codec::EncodingName(options_.codec.encoding);
+  metrics_->sent_bytes.Add({{"agent", metrics_->agent}, {"encoding", ename}})
+      .Increment(static_cast<double>(size));
+  metrics_->fp32_bytes.Add({{"agent", metrics_->agent}})
+      .Increment(static_cast<double>(enc->fp32_feature_bytes));
+  metrics_->frames.Add({{"agent", metrics_->agent}, {"precision", pname}}).Increment();
+  metrics_->message_bytes.Add({{"agent", metrics_->agent}, {"encoding", ename}},
+                              Metrics::SizeBuckets())
+      .Observe(static_cast<double>(size));
+  std::lock_guard<std::mutex> lock(mu_);
+  ++frames_sent_;
+  bytes_sent_ += size;
+  last_sent_ = frame_id;
+  next_lockstep_ = frame_id + 1;
+  return true;
+}
+
+void AgentRunner::ApplyPending(uint64_t next_frame) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!pending_) return;
+  if (pending_->model) model_ = std::move(pending_->model);
+  if (pending_->precision) precision_ = *pending_->precision;
+  ++generation_;
+  metrics_->generation.Set(static_cast<double>(generation_));
+  applied_id_ = pending_id_;
+  applied_frame_ = next_frame;
+  pending_.reset();
+  services::LogInfo(absl::StrCat("agent ", options_.agent_id, ": ", PrecisionName(precision_),
+                                 ", model ", model_->checkpoint().empty() ? "(initial)"
+                                                                          : model_->checkpoint(),
+                                 " from frame ", next_frame));
+  cv_.notify_all();
+}
+
+grpc::Status AgentRunner::Apply(Change change, grpc::ServerContext* ctx, v1::ControlReply* reply) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (pending_) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "another change is waiting for the next frame; retry");
+  }
+  pending_ = std::move(change);
+  const uint64_t id = ++pending_id_;
+  const bool applied = cv_.wait_for(lock, kControlTimeout, [&] {
+    return applied_id_ >= id || stop_.load() || ctx->IsCancelled();
+  });
+  if (!applied || applied_id_ < id) {
+    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                        "queued, not applied yet: it takes effect at the next frame this agent "
+                        "encodes (is the fusion service reachable?)");
+  }
+  reply->set_effective_frame_id(applied_frame_);
+  lock.unlock();
+  FillStatus(reply->mutable_status());
+  return grpc::Status::OK;
+}
+
+void AgentRunner::FillStatus(v1::AgentStatus* s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  s->set_agent_id(options_.agent_id);
+  s->set_precision(ToProto(precision_));
+  s->set_checkpoint(model_->checkpoint());
+  s->set_int8_artifact(model_->int8_artifact());
+  s->set_codebook_digest(model_->codebook_digest());
+  s->set_encoding(options_.codec.encoding == codec::IndexEncoding::kZstd
+                      ? v1::INDEX_ENCODING_ZSTD
+                      : v1::INDEX_ENCODING_BITPACK);
+  s->set_frames_sent(frames_sent_);
+  s->set_bytes_sent(bytes_sent_);
+  s->set_frames_skipped(frames_skipped_);
+  s->set_frames_rejected(frames_rejected_);
+  s->set_connected(metrics_->connected.Value() > 0);
+  s->set_fusion_address(options_.fusion_address);
+  s->set_last_frame_id(last_sent_.value_or(0));
+  s->set_model_generation(generation_);
+}
+
+grpc::Status AgentRunner::GetStatus(grpc::ServerContext*, const v1::AgentStatusRequest*,
+                                    v1::AgentStatus* response) {
+  FillStatus(response);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentRunner::SetPrecision(grpc::ServerContext* ctx,
+                                       const v1::SetPrecisionRequest* request,
+                                       v1::ControlReply* response) {
+  Precision p;
+  switch (request->precision()) {
+    case v1::PRECISION_FP32:
+      p = Precision::kFp32;
+      break;
+    case v1::PRECISION_INT8:
+      p = Precision::kInt8;
+      break;
+    default:
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "precision must be FP32 or INT8");
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (p == Precision::kInt8 && !model_->has_int8()) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "no INT8 encoder loaded: LoadModel with an int8_artifact first");
+    }
+  }
+  return Apply(Change{nullptr, p}, ctx, response);
+}
+
+grpc::Status AgentRunner::LoadModel(grpc::ServerContext* ctx, const v1::LoadModelRequest* request,
+                                    v1::ControlReply* response) {
+  if (request->checkpoint().empty() && request->int8_artifact().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "give a checkpoint, an int8_artifact or both");
+  }
+  std::string checkpoint = request->checkpoint(), int8 = request->int8_artifact();
+  std::string digest;
+  Precision precision;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (checkpoint.empty()) checkpoint = model_->checkpoint();
+    if (int8.empty()) int8 = model_->int8_artifact();
+    digest = model_->codebook_digest();
+    precision = precision_;
+  }
+  // Loading takes seconds; the frame loop keeps running on the old model meanwhile.
+  absl::StatusOr<std::shared_ptr<AgentModel>> loaded =
+      AgentModel::Load(options_.config_path, checkpoint, int8);
+  if (!loaded.ok()) return services::ToGrpc(loaded.status());
+  if ((*loaded)->codebook_digest() != digest) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("codebook ", (*loaded)->codebook_digest(),
+                                     " differs from the one the fusion service holds (", digest,
+                                     "): its indices would decode to the wrong features"));
+  }
+  if (precision == Precision::kInt8 && !(*loaded)->has_int8()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "the agent runs INT8 and the new model has no INT8 encoder");
+  }
+  return Apply(Change{*loaded, std::nullopt}, ctx, response);
+}
+
+}  // namespace qv2x::agent
