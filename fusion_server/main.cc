@@ -5,7 +5,9 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "core/model/runtime_model.h"
 #include "core/sim/scene_config.h"
 #include "fusion_server/fusion_service.h"
@@ -21,6 +23,8 @@ ABSL_FLAG(std::string, metrics, "127.0.0.1:9480", "Prometheus /metrics address; 
 ABSL_FLAG(int, deadline_ms, 300, "fuse with the agents that arrived this long after the first");
 ABSL_FLAG(int, startup_grace_ms, 30000,
           "wait this long at start-up for agents that have not connected yet");
+ABSL_FLAG(std::string, agents, "",
+          "comma-separated agent ids to expect (default: every agent of the scene)");
 ABSL_FLAG(int, ap_window, 100, "frames in the rolling AP window");
 ABSL_FLAG(int, threads, 0, "intra-op threads (0 = library default)");
 ABSL_FLAG(int, max_feature_bytes, 4 << 20,
@@ -54,6 +58,18 @@ int Run() {
   }
   qv2x::fusion::FusionOptions options;
   for (const auto& a : scene->agents) options.assembler.expected_agents.push_back(a.id);
+  if (const std::string subset = absl::GetFlag(FLAGS_agents); !subset.empty()) {
+    options.assembler.expected_agents.clear();
+    for (absl::string_view part : absl::StrSplit(subset, ',', absl::SkipEmpty())) {
+      int id = 0;
+      if (!absl::SimpleAtoi(part, &id) || scene->FindAgent(id) == nullptr) {
+        LogError(absl::StrCat("--agents: \"", std::string(part), "\" is not an agent of scene ",
+                              scene->name));
+        return 2;
+      }
+      options.assembler.expected_agents.push_back(id);
+    }
+  }
   options.assembler.ego_id = scene->ego_id;
   options.assembler.deadline = std::chrono::milliseconds(absl::GetFlag(FLAGS_deadline_ms));
   options.assembler.startup_grace =

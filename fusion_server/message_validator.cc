@@ -109,6 +109,7 @@ bool MessageValidator::Validate(const v1::FeatureMessage& msg, ReceivedMessage* 
   c.set_encode_seconds(msg.encode_seconds());
   c.set_model_generation(msg.model_generation());
   c.set_index_entropy_bits(codec::IndexEntropyBits(out->indices, o.grid.dict_size));
+  c.set_index_count(static_cast<uint64_t>(o.grid.cells()));
   return true;
 }
 

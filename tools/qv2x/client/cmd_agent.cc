@@ -1,0 +1,178 @@
+// `qv2x agent status|set-precision|load`: control of a running agent (qv2x.v1.AgentControl),
+// and `qv2x watch`: the fusion service's live detections.
+#include <cstdio>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/common/status_macros.h"
+#include "grpcpp/grpcpp.h"
+#include "qv2x/v1/agent.grpc.pb.h"
+#include "qv2x/v1/features.grpc.pb.h"
+#include "services/status_convert.h"
+#include "tools/qv2x/client/endpoints.h"
+#include "tools/qv2x/command.h"
+
+namespace qv2x::cli {
+namespace {
+
+constexpr char kAgentUsage[] =
+    R"(usage: qv2x agent status        --agent ID [WHERE]
+       qv2x agent set-precision --agent ID fp32|int8 [WHERE]
+       qv2x agent load          --agent ID [--checkpoint CKPT] [--int8 ARTIFACT] [WHERE]
+WHERE: --address HOST:PORT | --endpoints FILE | --scene SCENE.yaml
+       (default: the running `qv2x scene up` of configs/scenes/intersection.yaml, or its
+       fixed ports)
+
+Changes take effect between two frames; the reply names the first frame encoded with
+them. A model whose codebook differs from the running one is refused (the fusion service
+could not decode its indices).)";
+
+constexpr char kDefaultScene[] = "configs/scenes/intersection.yaml";
+
+absl::StatusOr<std::string> AgentAddress(Args& args, int64_t id) {
+  if (auto a = args.Get("address")) return *a;
+  QV2X_ASSIGN_OR_RETURN(Endpoints e, ResolveEndpoints(args.GetOr("endpoints", ""),
+                                                      args.GetOr("scene", kDefaultScene)));
+  auto it = e.agents.find(static_cast<int>(id));
+  if (it == e.agents.end()) {
+    return absl::NotFoundError(absl::StrCat("no agent ", id, " in scene ", e.scene));
+  }
+  return it->second.grpc();
+}
+
+std::string PrecisionText(v1::Precision p) { return p == v1::PRECISION_INT8 ? "int8" : "fp32"; }
+
+void PrintStatus(const v1::AgentStatus& s) {
+  std::printf(
+      "agent %d: %s, %s, %s to %s\n  model %s%s\n  codebook %s, generation %llu\n"
+      "  frames sent %llu (%llu bytes), skipped %llu, rejected %llu, last frame %llu\n",
+      s.agent_id(), PrecisionText(s.precision()).c_str(),
+      s.encoding() == v1::INDEX_ENCODING_ZSTD ? "zstd" : "bitpack",
+      s.connected() ? "connected" : "NOT connected", s.fusion_address().c_str(),
+      s.checkpoint().empty() ? "(seeded initial model)" : s.checkpoint().c_str(),
+      s.int8_artifact().empty() ? "" : absl::StrCat(", int8 ", s.int8_artifact()).c_str(),
+      s.codebook_digest().c_str(), static_cast<unsigned long long>(s.model_generation()),
+      static_cast<unsigned long long>(s.frames_sent()),
+      static_cast<unsigned long long>(s.bytes_sent()),
+      static_cast<unsigned long long>(s.frames_skipped()),
+      static_cast<unsigned long long>(s.frames_rejected()),
+      static_cast<unsigned long long>(s.last_frame_id()));
+}
+
+absl::Status RunAgent(Args& args) {
+  if (args.positional().empty()) return absl::InvalidArgumentError("expected a subcommand");
+  const std::string sub = args.positional()[0];
+  QV2X_ASSIGN_OR_RETURN(std::string id_text, args.Required("agent"));
+  int64_t id = 0;
+  if (!absl::SimpleAtoi(id_text, &id)) {
+    return absl::InvalidArgumentError(absl::StrCat("--agent: not an agent id: ", id_text));
+  }
+  QV2X_ASSIGN_OR_RETURN(std::string address, AgentAddress(args, id));
+  const std::string checkpoint = args.GetOr("checkpoint", "");
+  const std::string int8 = args.GetOr("int8", "");
+  QV2X_RETURN_IF_ERROR(args.Finish());
+  auto stub = v1::AgentControl::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  if (sub == "status") {
+    if (args.positional().size() != 1) return absl::InvalidArgumentError("status takes no value");
+    v1::AgentStatus s;
+    QV2X_RETURN_IF_ERROR(
+        services::FromGrpc(stub->GetStatus(&ctx, v1::AgentStatusRequest(), &s)));
+    PrintStatus(s);
+    return absl::OkStatus();
+  }
+  v1::ControlReply reply;
+  if (sub == "set-precision") {
+    if (args.positional().size() != 2) {
+      return absl::InvalidArgumentError("set-precision takes fp32 or int8");
+    }
+    const std::string p = args.positional()[1];
+    if (p != "fp32" && p != "int8") {
+      return absl::InvalidArgumentError(absl::StrCat("precision must be fp32 or int8, got ", p));
+    }
+    v1::SetPrecisionRequest req;
+    req.set_precision(p == "int8" ? v1::PRECISION_INT8 : v1::PRECISION_FP32);
+    QV2X_RETURN_IF_ERROR(services::FromGrpc(stub->SetPrecision(&ctx, req, &reply)));
+  } else if (sub == "load") {
+    v1::LoadModelRequest req;
+    req.set_checkpoint(checkpoint);
+    req.set_int8_artifact(int8);
+    QV2X_RETURN_IF_ERROR(services::FromGrpc(stub->LoadModel(&ctx, req, &reply)));
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("unknown agent subcommand ", sub));
+  }
+  std::printf("applied from frame %llu\n",
+              static_cast<unsigned long long>(reply.effective_frame_id()));
+  PrintStatus(reply.status());
+  return absl::OkStatus();
+}
+
+constexpr char kWatchUsage[] =
+    R"(usage: qv2x watch [--fusion HOST:PORT | --endpoints FILE | --scene SCENE.yaml] [--frames N]
+                  [--boxes]
+
+Prints every fused frame as the fusion service publishes it: frame, agents fused, boxes,
+end-to-end latency, bytes received, rolling vehicle AP@0.5; --boxes lists the boxes.)";
+
+absl::Status RunWatch(Args& args) {
+  std::string address;
+  if (auto f = args.Get("fusion")) {
+    address = *f;
+  } else {
+    QV2X_ASSIGN_OR_RETURN(Endpoints e, ResolveEndpoints(args.GetOr("endpoints", ""),
+                                                        args.GetOr("scene", kDefaultScene)));
+    address = e.fusion.grpc();
+  }
+  QV2X_ASSIGN_OR_RETURN(int64_t frames, args.IntOr("frames", 0));
+  const bool boxes = args.Switch("boxes");
+  QV2X_RETURN_IF_ERROR(args.Finish());
+  auto stub = v1::Fusion::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  auto reader = stub->WatchDetections(&ctx, v1::WatchRequest());
+  v1::DetectionFrame f;
+  int64_t n = 0;
+  while (reader->Read(&f)) {
+    uint64_t bytes = 0;
+    std::string ids;
+    for (const auto& a : f.agents()) {
+      bytes += a.message_bytes();
+      absl::StrAppend(&ids, ids.empty() ? "" : ",", a.agent_id(),
+                      a.precision() == v1::PRECISION_INT8 ? "(int8)" : "");
+    }
+    double vehicle_ap = 0;
+    for (const auto& c : f.rolling_ap()) {
+      if (c.class_name() == "vehicle") vehicle_ap = c.ap_50();
+    }
+    std::printf("frame %llu (scenario %d #%d)  agents [%s]  %d boxes  e2e %.1f ms  %llu B  "
+                "vehicle AP@0.5 %.3f\n",
+                static_cast<unsigned long long>(f.frame_id()), f.scenario(), f.frame_index(),
+                ids.c_str(), f.boxes_size(), 1e3 * f.e2e_latency_seconds(),
+                static_cast<unsigned long long>(bytes), vehicle_ap);
+    if (boxes) {
+      for (const auto& b : f.boxes()) {
+        std::printf("  %-10s x %7.2f y %7.2f z %5.2f  l %4.2f w %4.2f h %4.2f  yaw %5.2f  %.2f\n",
+                    b.class_name().c_str(), b.x(), b.y(), b.z(), b.l(), b.w(), b.h(), b.yaw(),
+                    b.score());
+      }
+    }
+    std::fflush(stdout);
+    if (frames > 0 && ++n >= frames) {
+      ctx.TryCancel();
+      break;
+    }
+  }
+  grpc::Status st = reader->Finish();
+  if (frames > 0 && n >= frames) return absl::OkStatus();
+  return st.ok() ? absl::OkStatus() : services::FromGrpc(st);
+}
+
+const Registration kAgent({"agent", "status, precision switch and model load of a running agent",
+                           kAgentUsage, RunAgent});
+const Registration kWatch({"watch", "print the fusion service's live detections", kWatchUsage,
+                           RunWatch});
+
+}  // namespace
+}  // namespace qv2x::cli

@@ -1,0 +1,94 @@
+#include "tools/qv2x/client/endpoints.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "core/common/file_util.h"
+#include "core/common/status_macros.h"
+#include "core/sim/cluster_config.h"
+#include "core/sim/scene_config.h"
+#include "nlohmann/json.hpp"
+
+namespace qv2x::cli {
+namespace {
+
+nlohmann::json ToJson(const Endpoint& e) {
+  return {{"host", e.host}, {"grpc_port", e.grpc_port}, {"metrics_port", e.metrics_port}};
+}
+
+Endpoint FromJson(const nlohmann::json& j) {
+  Endpoint e;
+  e.host = j.at("host").get<std::string>();
+  e.grpc_port = j.at("grpc_port").get<int>();
+  e.metrics_port = j.at("metrics_port").get<int>();
+  return e;
+}
+
+}  // namespace
+
+std::string Endpoint::grpc() const { return absl::StrCat(host, ":", grpc_port); }
+std::string Endpoint::metrics() const {
+  return absl::StrCat("http://", host, ":", metrics_port, "/metrics");
+}
+
+std::string DefaultRunDir(const std::string& scene_name) {
+  return absl::StrCat(".qv2x-run/", scene_name);
+}
+
+absl::Status WriteEndpoints(const std::string& path, const Endpoints& e) {
+  nlohmann::json j;
+  j["scene"] = e.scene;
+  j["fusion"] = ToJson(e.fusion);
+  for (const auto& [id, a] : e.agents) j["agents"][std::to_string(id)] = ToJson(a);
+  for (const auto& [name, s] : e.others) j["services"][name] = ToJson(s);
+  return WriteFileAtomic(path, j.dump(2) + "\n");
+}
+
+absl::StatusOr<Endpoints> ReadEndpoints(const std::string& path) {
+  QV2X_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  try {
+    const nlohmann::json j = nlohmann::json::parse(text);
+    Endpoints e;
+    e.scene = j.at("scene").get<std::string>();
+    e.fusion = FromJson(j.at("fusion"));
+    for (const auto& [id, a] : j.at("agents").items()) e.agents[std::stoi(id)] = FromJson(a);
+    if (j.contains("services")) {
+      for (const auto& [name, s] : j.at("services").items()) e.others[name] = FromJson(s);
+    }
+    return e;
+  } catch (const std::exception& ex) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not an endpoints file: ", ex.what()));
+  }
+}
+
+absl::StatusOr<Endpoints> EndpointsFromScene(const std::string& scene_path) {
+  QV2X_ASSIGN_OR_RETURN(sim::SceneConfig scene, sim::LoadSceneConfig(scene_path));
+  QV2X_ASSIGN_OR_RETURN(sim::ClusterConfig c, sim::LoadClusterConfig(scene_path));
+  if (c.fusion.grpc_port == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        scene_path, " uses ports picked at start-up; pass --endpoints <run dir>/endpoints.json"));
+  }
+  Endpoints e;
+  e.scene = scene.name;
+  e.fusion.grpc_port = c.fusion.grpc_port;
+  e.fusion.metrics_port = c.fusion.metrics_port;
+  for (size_t k = 0; k < scene.agents.size(); ++k) {
+    Endpoint a;
+    a.grpc_port = c.agent_grpc_port_base + static_cast<int>(k);
+    a.metrics_port = c.agent_metrics_port_base + static_cast<int>(k);
+    e.agents[scene.agents[k].id] = a;
+  }
+  return e;
+}
+
+absl::StatusOr<Endpoints> ResolveEndpoints(const std::string& endpoints_file,
+                                           const std::string& scene_path) {
+  if (!endpoints_file.empty()) return ReadEndpoints(endpoints_file);
+  QV2X_ASSIGN_OR_RETURN(sim::SceneConfig scene, sim::LoadSceneConfig(scene_path));
+  const std::string run = DefaultRunDir(scene.name) + "/endpoints.json";
+  if (std::filesystem::exists(run)) return ReadEndpoints(run);
+  return EndpointsFromScene(scene_path);
+}
+
+}  // namespace qv2x::cli

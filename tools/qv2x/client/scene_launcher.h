@@ -1,0 +1,77 @@
+// `qv2x scene up`: runs a scene's services (fusion, one agent per scene agent, and the
+// trainer / quantizer when the scene enables them) as child processes on 127.0.0.1, waits
+// until every one reports SERVING, supervises them (a crashed service is restarted on its
+// ports, up to a limit) and stops them all gracefully: SIGTERM, a grace period, then
+// SIGKILL. Children also get SIGTERM from the kernel if the launcher itself dies, so no
+// service outlives it.
+#ifndef QV2X_TOOLS_QV2X_CLIENT_SCENE_LAUNCHER_H_
+#define QV2X_TOOLS_QV2X_CLIENT_SCENE_LAUNCHER_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/sim/cluster_config.h"
+#include "core/sim/scene_config.h"
+#include "nlohmann/json.hpp"
+#include "tools/qv2x/client/endpoints.h"
+
+namespace qv2x::cli {
+
+struct LaunchOptions {
+  std::string scene_path;
+  std::string run_dir;         // empty: .qv2x-run/<scene name>
+  bool ephemeral_ports = false;  // port 0 everywhere (the OS picks; see endpoints.json)
+  std::optional<std::string> codec, pace, precision, checkpoint;
+  int num_agents = 0;  // the first N scene agents (the ego first); 0: all
+  double startup_timeout_s = 300;
+  bool verbose = true;
+};
+
+class SceneLauncher {
+ public:
+  static absl::StatusOr<std::unique_ptr<SceneLauncher>> Up(const LaunchOptions& options);
+  ~SceneLauncher();
+
+  const Endpoints& endpoints() const { return endpoints_; }
+  const std::string& run_dir() const { return run_dir_; }
+  int num_agents() const { return static_cast<int>(agent_ids_.size()); }
+
+  // Supervises the services and aggregates fused frames until `frames` were fused (0:
+  // until SIGINT / SIGTERM). Returns the run summary (see SceneSummary).
+  absl::StatusOr<nlohmann::json> Run(int64_t frames, bool print_frames);
+  // Stops every service (agents first, then fusion) and waits for them.
+  void Down();
+
+ private:
+  struct Child {
+    std::string name;
+    std::vector<std::string> argv;
+    std::string log;
+    std::string port_file;
+    pid_t pid = -1;
+    int restarts = 0;
+    bool running = false;
+  };
+  SceneLauncher() = default;
+  absl::Status Spawn(Child& c);
+  absl::Status WaitServing(Child& c, Endpoint* where);
+  void Reap(bool restart);
+
+  LaunchOptions options_;
+  sim::SceneConfig scene_;
+  sim::ClusterConfig cluster_;
+  std::string run_dir_, bin_dir_;
+  std::vector<int> agent_ids_;
+  std::vector<Child> children_;  // fusion first
+  Endpoints endpoints_;
+  bool down_ = false;
+};
+
+}  // namespace qv2x::cli
+
+#endif  // QV2X_TOOLS_QV2X_CLIENT_SCENE_LAUNCHER_H_
