@@ -13,6 +13,11 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libzstd-dev libpng-dev libjemalloc-dev
   curl
+  # deploy/ checks (ctest deploy_*): `docker-compose config` validates the compose file
+  # without a Docker engine; `prometheus` is the package that ships promtool;
+  # python3-yaml runs deploy/check_deploy.py. None pulls OpenBLAS. On a host running
+  # systemd the prometheus package also starts a system Prometheus on :9090 (docs/deploy.md).
+  docker-compose prometheus python3-yaml
 )
 # Optional: Debian's PyTorch for the checkpoint interoperability test (skipped without it).
 # Installed by default; QV2X_MINIMAL_DEPS=1 skips it.
