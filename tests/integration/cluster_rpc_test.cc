@@ -1,0 +1,496 @@
+// The cooperative runtime on 127.0.0.1 with real processes: qv2x-fusion and qv2x-agent on
+// the tiny scene (2 vehicles + 1 roadside unit), lock-step so every frame is fused.
+#include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "core/codec/index_codec.h"
+#include "core/model/checkpoint.h"
+#include "core/model/runtime_model.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "qv2x/v1/agent.grpc.pb.h"
+#include "qv2x/v1/features.grpc.pb.h"
+#include "tests/integration/harness/process.h"
+#include "tests/integration/harness/prometheus_text.h"
+
+namespace qv2x {
+namespace {
+
+using qv2x::testing::ChildProcess;
+using qv2x::testing::Ports;
+
+constexpr char kScene[] = "configs/scenes/tiny.yaml";
+constexpr char kConfig[] = "configs/tiny/stage3.yaml";
+const std::vector<int> kAgents = {0, 1, -1};
+
+// A port that was free a moment ago (for a service that must come back on the same one).
+int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool Serving(int port) {
+  auto stub = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  grpc::health::v1::HealthCheckResponse resp;
+  return stub->Check(&ctx, {}, &resp).ok() &&
+         resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+}
+
+// Collects every DetectionFrame the fusion service publishes; re-subscribes when the
+// service restarts.
+class FrameCollector {
+ public:
+  explicit FrameCollector(int port) : port_(port) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~FrameCollector() {
+    stop_ = true;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (ctx_ != nullptr) ctx_->TryCancel();
+    }
+    thread_.join();
+  }
+  // Waits until `n` frames arrived in total; returns a copy of all of them.
+  std::vector<v1::DetectionFrame> WaitFor(size_t n, double timeout_s) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    while (std::chrono::steady_clock::now() < end) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (frames_.size() >= n) return frames_;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    return frames_;
+  }
+  size_t size() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return frames_.size();
+  }
+
+ private:
+  void Loop() {
+    auto stub = v1::Fusion::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
+                                                        grpc::InsecureChannelCredentials()));
+    while (!stop_) {
+      grpc::ClientContext ctx;
+      ctx.set_wait_for_ready(true);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ctx_ = &ctx;
+      }
+      auto reader = stub->WatchDetections(&ctx, {});
+      v1::DetectionFrame f;
+      while (reader->Read(&f)) {
+        std::lock_guard<std::mutex> lock(mu_);
+        frames_.push_back(f);
+      }
+      reader->Finish().ok();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ctx_ = nullptr;
+      }
+      if (!stop_) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  int port_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  grpc::ClientContext* ctx_ = nullptr;
+  std::vector<v1::DetectionFrame> frames_;
+  std::thread thread_;
+};
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = qv2x::testing::MakeTempDir("qv2x_cluster_");
+    ASSERT_FALSE(dir_.empty());
+  }
+  void TearDown() override {
+    frames_.reset();
+    agents_.clear();
+    fusion_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void StartFusion(int port = 0, std::vector<std::string> extra = {}) {
+    const std::string pf = dir_ + "/fusion.port";
+    std::filesystem::remove(pf);
+    std::vector<std::string> argv = {qv2x::testing::BuildDir() + "/bin/qv2x-fusion",
+                                     absl::StrCat("--scene=", kScene),
+                                     absl::StrCat("--config=", kConfig),
+                                     absl::StrCat("--listen=127.0.0.1:", port),
+                                     "--metrics=127.0.0.1:0",
+                                     "--deadline_ms=3000",
+                                     "--port_file=" + pf};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto p = ChildProcess::Start(argv, dir_ + "/fusion.log");
+    ASSERT_TRUE(p.ok()) << p.status();
+    fusion_ = std::move(*p);
+    auto ports = qv2x::testing::WaitForPortFile(pf, 120, fusion_.get());
+    ASSERT_TRUE(ports.ok()) << ports.status();
+    fusion_ports_ = *ports;
+    // Subscribed before any agent starts, so no fused frame is missed.
+    frames_.reset();
+    frames_ = std::make_unique<FrameCollector>(fusion_ports_.grpc);
+  }
+
+  void StartAgent(int id, std::vector<std::string> extra = {}) {
+    const std::string pf = absl::StrCat(dir_, "/agent_", id, ".port");
+    std::vector<std::string> argv = {qv2x::testing::BuildDir() + "/bin/qv2x-agent",
+                                     absl::StrCat("--scene=", kScene),
+                                     absl::StrCat("--config=", kConfig),
+                                     absl::StrCat("--agent_id=", id),
+                                     absl::StrCat("--fusion=127.0.0.1:", fusion_ports_.grpc),
+                                     "--listen=127.0.0.1:0",
+                                     "--metrics=127.0.0.1:0",
+                                     "--pace=lockstep",
+                                     "--codec=zstd",
+                                     "--port_file=" + pf};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto p = ChildProcess::Start(argv, absl::StrCat(dir_, "/agent_", id, ".log"));
+    ASSERT_TRUE(p.ok()) << p.status();
+    auto ports = qv2x::testing::WaitForPortFile(pf, 120, p->get());
+    ASSERT_TRUE(ports.ok()) << ports.status();
+    agent_ports_[id] = *ports;
+    agents_[id] = std::move(*p);
+  }
+
+  void StartAll(std::vector<std::string> agent_extra = {}) {
+    StartFusion();
+    for (int id : kAgents) StartAgent(id, agent_extra);
+  }
+
+  qv2x::testing::Samples Metrics(int port) {
+    auto text = qv2x::testing::HttpGet(port, "/metrics");
+    EXPECT_TRUE(text.ok()) << text.status();
+    auto s = qv2x::testing::ParsePrometheusText(text.ok() ? *text : "");
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? *s : qv2x::testing::Samples{};
+  }
+
+  std::string Logs() {
+    std::string out = fusion_ ? "fusion:\n" + fusion_->Log() : "";
+    for (auto& [id, p] : agents_) absl::StrAppend(&out, "agent ", id, ":\n", p->Log());
+    return out;
+  }
+
+  std::string dir_;
+  std::unique_ptr<ChildProcess> fusion_;
+  Ports fusion_ports_;
+  std::unique_ptr<FrameCollector> frames_;
+  std::map<int, std::unique_ptr<ChildProcess>> agents_;
+  std::map<int, Ports> agent_ports_;
+};
+
+std::set<int> AgentsOf(const v1::DetectionFrame& f) {
+  std::set<int> s;
+  for (const auto& a : f.agents()) s.insert(a.agent_id());
+  return s;
+}
+
+TEST_F(ClusterTest, ThreeAgentsEveryFrameFusedAndMetricsExposed) {
+  StartAll({"--max_frames=12"});
+  const auto got = frames_->WaitFor(12, 180);
+  ASSERT_GE(got.size(), 12u) << Logs();
+  for (size_t i = 0; i < 12; ++i) {
+    EXPECT_EQ(got[i].frame_id(), i) << "frames are fused in order, none skipped";
+    EXPECT_EQ(AgentsOf(got[i]), std::set<int>({0, 1, -1})) << "frame " << i;
+    EXPECT_EQ(got[i].agents(0).agent_id(), 0) << "the ego comes first";
+    EXPECT_GT(got[i].e2e_latency_seconds(), 0);
+    for (const auto& a : got[i].agents()) {
+      EXPECT_EQ(a.encoding(), v1::INDEX_ENCODING_ZSTD);
+      EXPECT_GT(a.payload_bytes(), 0u);
+      // 64 channels x 32 x 128 / 2 ... whatever the grid: FP32 is 32 bits per channel.
+      EXPECT_GT(a.fp32_feature_bytes(), 10 * a.message_bytes());
+    }
+  }
+  EXPECT_GE(got.back().rolling_ap_size(), 3) << "AP after the first scored frame";
+
+  const auto fm = Metrics(fusion_ports_.metrics);
+  for (const char* m : {"qv2x_fusion_received_bytes_total", "qv2x_fusion_feature_fp32_bytes_total",
+                        "qv2x_fusion_e2e_latency_seconds_bucket", "qv2x_fusion_late_messages_total",
+                        "qv2x_fusion_rejected_messages_total", "qv2x_fusion_ap",
+                        "qv2x_build_info"}) {
+    EXPECT_TRUE(qv2x::testing::HasMetric(fm, m)) << m;
+  }
+  EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_frames_total", {"outcome=\"fused\""}), 12);
+  EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_messages_total"), 36);
+  EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_rejected_messages_total"), 0);
+  EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_ap", {"class=\"vehicle\""}) >= 0, true);
+
+  // The agents exit after their 12 frames; their metrics were checked by the next tests
+  // while running, here the exit status: 0 after a clean finish.
+  for (auto& [id, p] : agents_) EXPECT_EQ(p->Wait(60), 0) << "agent " << id << p->Log();
+  EXPECT_TRUE(Serving(fusion_ports_.grpc));
+}
+
+TEST_F(ClusterTest, AgentMetricsAndControlStatus) {
+  StartAll();
+  ASSERT_GE(frames_->WaitFor(5, 180).size(), 5u) << Logs();
+  const auto am = Metrics(agent_ports_[1].metrics);
+  for (const char* m :
+       {"qv2x_agent_encode_duration_seconds_bucket", "qv2x_agent_sent_bytes_total",
+        "qv2x_agent_feature_fp32_bytes_total", "qv2x_agent_frames_sent_total", "qv2x_build_info"}) {
+    EXPECT_TRUE(qv2x::testing::HasMetric(am, m)) << m;
+  }
+  const double sent = qv2x::testing::SumOf(am, "qv2x_agent_sent_bytes_total");
+  const double fp32 = qv2x::testing::SumOf(am, "qv2x_agent_feature_fp32_bytes_total");
+  EXPECT_GT(sent, 0);
+  EXPECT_GT(fp32 / sent, 10) << "the compression ratio is one division";
+  EXPECT_GT(qv2x::testing::SumOf(am, "qv2x_agent_encode_duration_seconds_count",
+                                 {"precision=\"fp32\"", "agent=\"1\""}),
+            0);
+
+  auto stub = v1::AgentControl::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", agent_ports_[1].grpc), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  v1::AgentStatus status;
+  ASSERT_TRUE(stub->GetStatus(&ctx, {}, &status).ok());
+  EXPECT_EQ(status.agent_id(), 1);
+  EXPECT_EQ(status.precision(), v1::PRECISION_FP32);
+  EXPECT_TRUE(status.connected());
+  EXPECT_GE(status.frames_sent(), 5u);
+  EXPECT_GT(status.bytes_sent(), 0u);
+
+  // INT8 without an INT8 encoder is refused, and the agent keeps going.
+  grpc::ClientContext ctx2;
+  v1::SetPrecisionRequest req;
+  req.set_precision(v1::PRECISION_INT8);
+  v1::ControlReply reply;
+  EXPECT_EQ(stub->SetPrecision(&ctx2, req, &reply).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(ClusterTest, KilledAgentIsCountedAndTheSceneGoesOn) {
+  StartAll();
+  ASSERT_GE(frames_->WaitFor(4, 180).size(), 4u) << Logs();
+  agents_[1]->Signal(SIGKILL);
+  agents_[1]->Wait(10);
+  const size_t at_kill = frames_->size();
+  const auto got = frames_->WaitFor(at_kill + 8, 120);
+  ASSERT_GE(got.size(), at_kill + 8) << Logs();
+  // After the kill the others keep being fused; agent 1 is missing from the last frames.
+  for (size_t i = got.size() - 5; i < got.size(); ++i) {
+    EXPECT_EQ(AgentsOf(got[i]), std::set<int>({0, -1})) << "frame " << got[i].frame_id();
+    EXPECT_EQ(got[i].missing_agents_size(), 1);
+    EXPECT_GT(got[i].frame_id(), got[i - 1].frame_id());
+  }
+  const auto fm = Metrics(fusion_ports_.metrics);
+  EXPECT_GE(qv2x::testing::SumOf(fm, "qv2x_fusion_missing_messages_total", {"agent=\"1\""}), 5);
+  EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_connected_agents"), 2);
+  EXPECT_TRUE(Serving(fusion_ports_.grpc));
+}
+
+TEST_F(ClusterTest, FusionRestartAgentsReconnectAndFramesResume) {
+  const int port = FreePort();
+  StartFusion(port);
+  for (int id : kAgents) StartAgent(id);
+  ASSERT_GE(frames_->WaitFor(4, 180).size(), 4u) << Logs();
+  fusion_->Signal(SIGTERM);
+  EXPECT_EQ(fusion_->Wait(30), 0) << "graceful shutdown" << fusion_->Log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  StartFusion(port);
+  const auto got = frames_->WaitFor(6, 180);
+  ASSERT_GE(got.size(), 6u) << Logs();
+  EXPECT_EQ(AgentsOf(got.back()), std::set<int>({0, 1, -1}));
+  for (int id : kAgents) {
+    const auto am = Metrics(agent_ports_[id].metrics);
+    EXPECT_GE(qv2x::testing::SumOf(am, "qv2x_agent_reconnects_total"), 1) << "agent " << id;
+    EXPECT_TRUE(agents_[id]->Running());
+  }
+}
+
+// A hand-written agent stream: every kind of bad message is refused with its reason and
+// counted, the stream and the service stay up, and a good message is still accepted.
+TEST_F(ClusterTest, MalformedMessagesAreRejectedWithTheirReason) {
+  StartFusion(0, {"--max_feature_bytes=20000", "--max_decoded_bytes=100000"});
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", fusion_ports_.grpc),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::Fusion::NewStub(channel);
+  v1::FusionStatus status;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub->GetStatus(&ctx, {}, &status).ok());
+  }
+  const v1::IndexGrid grid = status.grid();
+  const codec::IndexGrid g{grid.levels(), grid.height(), grid.width(), grid.dict_size()};
+  std::vector<int32_t> zeros(g.cells(), 0);
+  auto make = [&](uint64_t frame) {
+    v1::FeatureMessage m;
+    m.set_agent_id(1);
+    m.set_frame_id(frame);
+    m.set_capture_time_unix_ns(1);
+    m.mutable_lidar_pose()->set_x(1);
+    *m.mutable_grid() = grid;
+    m.set_codebook_digest(status.codebook_digest());
+    m.set_precision(v1::PRECISION_FP32);
+    auto enc = codec::EncodeIndices(zeros, g, {codec::IndexEncoding::kBitpack});
+    m.set_encoding(v1::INDEX_ENCODING_BITPACK);
+    m.set_bits_per_index(enc->bits_per_index);
+    m.set_payload(enc->payload);
+    return m;
+  };
+  struct Case {
+    const char* reason;
+    v1::RejectReason code;
+    std::function<void(v1::FeatureMessage&)> spoil;
+  };
+  const std::vector<Case> cases = {
+      {"grid_shape", v1::REJECT_REASON_GRID_SHAPE,
+       [](v1::FeatureMessage& m) { m.mutable_grid()->set_height(m.grid().height() + 1); }},
+      {"index_range", v1::REJECT_REASON_INDEX_RANGE,
+       [&](v1::FeatureMessage& m) {
+         // zstd symbols are whole bytes: 200 is no index of a 16-code book.
+         std::vector<int32_t> bad(g.cells(), 3);
+         bad[5] = 200;
+         codec::IndexGrid wide = g;
+         wide.dict_size = 256;
+         auto enc = codec::EncodeIndices(bad, wide, {codec::IndexEncoding::kZstd});
+         m.set_encoding(v1::INDEX_ENCODING_ZSTD);
+         m.set_decoded_bytes(enc->decoded_bytes);
+         m.set_payload(enc->payload);
+       }},
+      {"payload_length", v1::REJECT_REASON_PAYLOAD_LENGTH,
+       [](v1::FeatureMessage& m) { m.mutable_payload()->resize(m.payload().size() - 2); }},
+      {"codebook_digest", v1::REJECT_REASON_CODEBOOK_DIGEST,
+       [](v1::FeatureMessage& m) { m.set_codebook_digest("0123456789abcdef"); }},
+      {"oversized", v1::REJECT_REASON_OVERSIZED,
+       [](v1::FeatureMessage& m) { m.mutable_payload()->append(30000, 'x'); }},
+      {"unknown_agent", v1::REJECT_REASON_UNKNOWN_AGENT,
+       [](v1::FeatureMessage& m) { m.set_agent_id(42); }},
+      {"malformed", v1::REJECT_REASON_MALFORMED,
+       [](v1::FeatureMessage& m) { m.clear_lidar_pose(); }},
+  };
+  grpc::ClientContext ctx;
+  auto stream = stub->StreamFeatures(&ctx);
+  uint64_t frame = 100;
+  for (const Case& c : cases) {
+    v1::FeatureMessage m = make(frame++);
+    c.spoil(m);
+    ASSERT_TRUE(stream->Write(m)) << c.reason;
+    v1::FeatureStreamReply reply;
+    do {
+      ASSERT_TRUE(stream->Read(&reply)) << c.reason;
+    } while (!reply.has_ack());
+    EXPECT_FALSE(reply.ack().accepted()) << c.reason;
+    EXPECT_EQ(reply.ack().reason(), c.code) << c.reason << ": " << reply.ack().detail();
+    EXPECT_FALSE(reply.ack().detail().empty());
+  }
+  // The same stream still works: a valid message is accepted, its duplicate refused.
+  for (bool first : {true, false}) {
+    ASSERT_TRUE(stream->Write(make(500)));
+    v1::FeatureStreamReply reply;
+    do {
+      ASSERT_TRUE(stream->Read(&reply));
+    } while (!reply.has_ack());
+    EXPECT_EQ(reply.ack().accepted(), first) << reply.ack().detail();
+    if (!first) EXPECT_EQ(reply.ack().reason(), v1::REJECT_REASON_DUPLICATE);
+  }
+  const auto fm = Metrics(fusion_ports_.metrics);
+  for (const Case& c : cases) {
+    EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_rejected_messages_total",
+                                   {absl::StrCat("reason=\"", c.reason, "\"")}),
+              1)
+        << c.reason;
+  }
+  EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_messages_total", {"agent=\"1\""}), 1);
+  stream->WritesDone();
+  ctx.TryCancel();
+  stream->Finish().ok();
+  EXPECT_TRUE(Serving(fusion_ports_.grpc));
+  EXPECT_TRUE(fusion_->Running());
+}
+
+// Writes a copy of the seeded initial model with a changed encoder (same codebook) and
+// one with a changed codebook.
+void WriteSwapModels(const std::string& same_codebook, const std::string& other_codebook) {
+  auto m = LoadRuntimeModel(kConfig, "");
+  ASSERT_TRUE(m.ok()) << m.status();
+  torch::NoGradGuard no_grad;
+  for (auto& p : m->detector->named_parameters()) {
+    if (p.key().find("backbone") != std::string::npos) p.value().mul_(1.5);
+  }
+  CheckpointMeta meta;
+  meta.model = m->cfg.model.core_method;
+  meta.stage = 3;
+  meta.codebook_digest = m->detector->codebook()->Digest();
+  meta.config_yaml = m->cfg.source_yaml;
+  ASSERT_TRUE(SaveCheckpoint(*m->detector, meta, same_codebook).ok());
+  for (auto& p : m->detector->named_parameters()) {
+    if (p.key().find("codebook") != std::string::npos) p.value().add_(0.25);
+  }
+  meta.codebook_digest = m->detector->codebook()->Digest();
+  ASSERT_TRUE(SaveCheckpoint(*m->detector, meta, other_codebook).ok());
+}
+
+TEST_F(ClusterTest, ModelSwapUnderTrafficLosesAndMixesNoFrame) {
+  const std::string same = dir_ + "/same_codebook.pth", other = dir_ + "/other_codebook.pth";
+  WriteSwapModels(same, other);
+  StartAll();
+  ASSERT_GE(frames_->WaitFor(3, 180).size(), 3u) << Logs();
+  auto stub = v1::AgentControl::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", agent_ports_[1].grpc), grpc::InsecureChannelCredentials()));
+  {
+    grpc::ClientContext ctx;
+    v1::LoadModelRequest req;
+    req.set_checkpoint(other);
+    v1::ControlReply reply;
+    grpc::Status st = stub->LoadModel(&ctx, req, &reply);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+    EXPECT_NE(st.error_message().find("codebook"), std::string::npos);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::LoadModelRequest req;
+    req.set_checkpoint(dir_ + "/missing.pth");
+    v1::ControlReply reply;
+    EXPECT_EQ(stub->LoadModel(&ctx, req, &reply).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  grpc::ClientContext ctx;
+  v1::LoadModelRequest req;
+  req.set_checkpoint(same);
+  v1::ControlReply reply;
+  grpc::Status st = stub->LoadModel(&ctx, req, &reply);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  const uint64_t switch_at = reply.effective_frame_id();
+  EXPECT_EQ(reply.status().checkpoint(), same);
+  EXPECT_EQ(reply.status().model_generation(), 2u);
+  const auto got = frames_->WaitFor(switch_at + 4, 180);
+  ASSERT_GE(got.size(), switch_at + 4) << Logs();
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(got[i].frame_id(), i) << "no frame lost around the swap";
+    ASSERT_EQ(AgentsOf(got[i]), std::set<int>({0, 1, -1})) << "frame " << i;
+    for (const auto& a : got[i].agents()) {
+      if (a.agent_id() != 1) continue;
+      // Each frame was encoded by exactly one model: the old one before the switch.
+      EXPECT_EQ(a.model_generation(), i < switch_at ? 1u : 2u) << "frame " << i;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace qv2x
