@@ -10,9 +10,10 @@
 namespace qv2x {
 
 absl::StatusOr<RuntimeModel> LoadRuntimeModel(const std::string& config_path,
-                                              const std::string& checkpoint) {
+                                              const std::string& checkpoint,
+                                              const std::vector<std::string>& overrides) {
   RuntimeModel m;
-  QV2X_ASSIGN_OR_RETURN(m.cfg, LoadStageConfig(config_path));
+  QV2X_ASSIGN_OR_RETURN(m.cfg, LoadStageConfig(config_path, overrides));
   if (!m.cfg.model.with_codebook) {
     return absl::InvalidArgumentError(absl::StrCat(
         config_path, ": the services exchange codebook indices; model.core_method must be ",

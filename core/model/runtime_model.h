@@ -4,6 +4,7 @@
 #define QV2X_CORE_MODEL_RUNTIME_MODEL_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/config/model_config.h"
@@ -24,8 +25,10 @@ inline constexpr uint64_t kInitialModelSeed = 20240601;
 
 // Loads `checkpoint` (NotFound naming the path when it does not exist) or, when it is
 // empty, builds the seeded initial model. Requires a codebook model.
+// `overrides` are `key.path=value` assignments applied to the YAML (see LoadStageConfig).
 absl::StatusOr<RuntimeModel> LoadRuntimeModel(const std::string& config_path,
-                                              const std::string& checkpoint);
+                                              const std::string& checkpoint,
+                                              const std::vector<std::string>& overrides = {});
 
 // LibTorch's intra-op thread count, for mains that keep torch headers out.
 void SetIntraOpThreads(int n);
