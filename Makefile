@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 CTEST_FLAGS ?= --output-on-failure
 
-.PHONY: all deps configure build test test-unit bench format clean
+.PHONY: all deps configure build test test-unit bench demo format clean
 
 all: build
 
@@ -28,6 +28,10 @@ test-unit: build
 
 bench: build
 	@for b in $(BUILD_DIR)/bench/*_bench; do echo "== $$b"; $$b --benchmark_min_time=0.2; done
+
+# The 4-agent intersection on loopback (Ctrl-C stops it); metrics addresses are printed.
+demo: build
+	$(BUILD_DIR)/bin/qv2x scene up --config configs/scenes/intersection.yaml
 
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i

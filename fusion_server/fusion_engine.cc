@@ -43,11 +43,13 @@ sim::SceneInstant FusionEngine::Instant(uint64_t frame_id) const {
 absl::StatusOr<std::unique_ptr<FusionEngine>> FusionEngine::Create(const std::string& config_path,
                                                                    const std::string& checkpoint,
                                                                    const sim::SceneConfig& scene,
-                                                                   int ap_window_frames) {
+                                                                   int ap_window_frames,
+                                                                   int max_cav) {
   QV2X_ASSIGN_OR_RETURN(RuntimeModel model, LoadRuntimeModel(config_path, checkpoint));
   QV2X_ASSIGN_OR_RETURN(AnchorGrid anchors, MakeAnchorGrid(model.cfg));
   QV2X_ASSIGN_OR_RETURN(sim::Simulator simulator, sim::Simulator::Create(scene));
   auto state = std::make_unique<State>(std::move(model), std::move(anchors), ap_window_frames);
+  if (max_cav > 0) state->model.cfg.train_params.max_cav = max_cav;
   const StageConfig& cfg = state->model.cfg;
   int stride = 1;
   for (int s : cfg.model.backbone.layer_strides) stride *= s;

@@ -25,6 +25,7 @@ ABSL_FLAG(int, startup_grace_ms, 30000,
           "wait this long at start-up for agents that have not connected yet");
 ABSL_FLAG(std::string, agents, "",
           "comma-separated agent ids to expect (default: every agent of the scene)");
+ABSL_FLAG(int, max_cav, 0, "agents fused per frame, the ego included (0: the config's max_cav)");
 ABSL_FLAG(int, ap_window, 100, "frames in the rolling AP window");
 ABSL_FLAG(int, threads, 0, "intra-op threads (0 = library default)");
 ABSL_FLAG(int, max_feature_bytes, 4 << 20,
@@ -51,7 +52,8 @@ int Run() {
   absl::StatusOr<std::unique_ptr<qv2x::fusion::FusionEngine>> engine =
       qv2x::fusion::FusionEngine::Create(absl::GetFlag(FLAGS_config),
                                          absl::GetFlag(FLAGS_checkpoint), *scene,
-                                         absl::GetFlag(FLAGS_ap_window));
+                                         absl::GetFlag(FLAGS_ap_window),
+                                         absl::GetFlag(FLAGS_max_cav));
   if (!engine.ok()) {
     LogError(engine.status().message());
     return 1;

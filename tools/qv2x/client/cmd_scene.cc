@@ -125,6 +125,7 @@ absl::Status RunSceneBench(Args& args) {
     for (const std::string& codec : codecs) {
       LaunchOptions o = base;
       o.num_agents = n;
+      o.max_cav = n;  // fuse every agent of the run, beyond the config's max_cav
       o.codec = codec;
       o.run_dir = absl::StrCat(".qv2x-run/bench-", n, "-", codec);
       QV2X_ASSIGN_OR_RETURN(std::unique_ptr<SceneLauncher> scene, SceneLauncher::Up(o));

@@ -119,6 +119,7 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
                  absl::StrCat("--ap_window=", c.ap_window_frames),
                  absl::StrCat("--threads=", c.fusion_threads),
                  "--agents=" + absl::StrJoin(l->agent_ids_, ","),
+                 absl::StrCat("--max_cav=", options.max_cav),
                  "--port_file=" + fusion.port_file};
   l->children_.push_back(std::move(fusion));
   QV2X_RETURN_IF_ERROR(l->Spawn(l->children_[0]));

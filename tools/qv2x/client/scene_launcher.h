@@ -28,6 +28,7 @@ struct LaunchOptions {
   bool ephemeral_ports = false;  // port 0 everywhere (the OS picks; see endpoints.json)
   std::optional<std::string> codec, pace, precision, checkpoint;
   int num_agents = 0;  // the first N scene agents (the ego first); 0: all
+  int max_cav = 0;     // agents fused per frame; 0: the model config's
   double startup_timeout_s = 300;
   bool verbose = true;
 };
