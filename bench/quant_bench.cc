@@ -168,8 +168,18 @@ BENCHMARK(BM_EncodeFp32)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(
 BENCHMARK(BM_EncodeInt8)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2);
 BENCHMARK(BM_FeaturesFp32)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2);
 BENCHMARK(BM_FeaturesInt8)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2);
-BENCHMARK_TEMPLATE(BM_Fuse, false)->Arg(1)->Arg(4)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2);
-BENCHMARK_TEMPLATE(BM_Fuse, true)->Arg(1)->Arg(4)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2);
+BENCHMARK_TEMPLATE(BM_Fuse, false)
+    ->Arg(1)
+    ->Arg(4)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(2);
+BENCHMARK_TEMPLATE(BM_Fuse, true)
+    ->Arg(1)
+    ->Arg(4)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(2);
 
 }  // namespace
 }  // namespace qv2x

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 
@@ -11,6 +12,7 @@
 #include "core/detection/anchors.h"
 #include "core/model/runtime_model.h"
 #include "core/model/torch_status.h"
+#include "core/quant/int8_model.h"
 #include "core/sim/scene_clock.h"
 #include "core/sim/simulator.h"
 #include "core/training/evaluator.h"
@@ -25,6 +27,8 @@ struct FusionEngine::State {
   int64_t channels = 0;
   std::unique_ptr<sim::Simulator> sim;
   ApAccumulator ap;
+  std::unique_ptr<quant::Int8EgoFusion> int8;  // null: FP32 only
+  std::atomic<bool> use_int8{false};
 
   State(RuntimeModel m, AnchorGrid a, int window)
       : model(std::move(m)), anchors(std::move(a)), ap(DefaultIouThresholds(), window) {}
@@ -36,6 +40,16 @@ FusionEngine::~FusionEngine() = default;
 const codec::IndexGrid& FusionEngine::grid() const { return s_->grid; }
 const std::string& FusionEngine::codebook_digest() const { return s_->model.codebook_digest; }
 int64_t FusionEngine::feature_channels() const { return s_->channels; }
+bool FusionEngine::has_int8() const { return s_->int8 != nullptr; }
+bool FusionEngine::int8() const { return s_->use_int8.load(); }
+absl::Status FusionEngine::SetInt8(bool int8) {
+  if (int8 && !s_->int8) {
+    return absl::FailedPreconditionError("no INT8 ego half loaded (--int8_artifact)");
+  }
+  s_->use_int8 = int8;
+  return absl::OkStatus();
+}
+
 sim::SceneInstant FusionEngine::Instant(uint64_t frame_id) const {
   return sim::InstantOf(s_->sim->config(), frame_id);
 }
@@ -44,7 +58,8 @@ absl::StatusOr<std::unique_ptr<FusionEngine>> FusionEngine::Create(const std::st
                                                                    const std::string& checkpoint,
                                                                    const sim::SceneConfig& scene,
                                                                    int ap_window_frames,
-                                                                   int max_cav) {
+                                                                   int max_cav,
+                                                                   const std::string& int8_artifact) {
   QV2X_ASSIGN_OR_RETURN(RuntimeModel model, LoadRuntimeModel(config_path, checkpoint));
   QV2X_ASSIGN_OR_RETURN(AnchorGrid anchors, MakeAnchorGrid(model.cfg));
   QV2X_ASSIGN_OR_RETURN(sim::Simulator simulator, sim::Simulator::Create(scene));
@@ -58,6 +73,15 @@ absl::StatusOr<std::unique_ptr<FusionEngine>> FusionEngine::Create(const std::st
                  cfg.preprocess.grid_w() / stride, cb.dict_size};
   state->channels = cb.channel;
   state->sim = std::make_unique<sim::Simulator>(std::move(simulator));
+  if (!int8_artifact.empty()) {
+    QV2X_ASSIGN_OR_RETURN(state->int8, quant::Int8EgoFusion::Load(int8_artifact));
+    if (state->int8->codebook_digest() != state->model.codebook_digest) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("INT8 artifact ", int8_artifact, " holds codebook ",
+                       state->int8->codebook_digest(), ", the FP32 model ",
+                       state->model.codebook_digest));
+    }
+  }
   return std::unique_ptr<FusionEngine>(new FusionEngine(std::move(state)));
 }
 
@@ -84,6 +108,7 @@ absl::StatusOr<FusedFrame> FusionEngine::Fuse(const ClosedFrame& frame) {
   const codec::IndexGrid& g = s_->grid;
   FusedFrame out;
   out.frame_id = frame.frame_id;
+  out.int8 = s_->use_int8.load();
   QV2X_ASSIGN_OR_RETURN(
       HeadOutput heads, TorchCall("fusion", [&]() -> absl::StatusOr<HeadOutput> {
         torch::NoGradGuard no_grad;
@@ -99,6 +124,7 @@ absl::StatusOr<FusedFrame> FusionEngine::Fuse(const ClosedFrame& frame) {
           agents.push_back(std::move(a));
           out.agents.push_back(m.agent_id);
         }
+        if (out.int8) return s_->int8->Fuse(agents);
         return s_->model.detector->ego_fusion()->Fuse(agents);
       }));
   QV2X_ASSIGN_OR_RETURN(out.detections, PostProcess(s_->anchors, heads.cls, heads.reg, heads.dir,

@@ -24,6 +24,7 @@ struct FusedFrame {
   std::vector<int> agents;  // fused, the ego first
   std::vector<Detection> detections;
   double fuse_seconds = 0;
+  bool int8 = false;  // fused by the INT8 ego half
 };
 
 class FusionEngine {
@@ -33,13 +34,18 @@ class FusionEngine {
                                                                const std::string& checkpoint,
                                                                const sim::SceneConfig& scene,
                                                                int ap_window_frames,
-                                                               int max_cav = 0);
+                                                               int max_cav = 0,
+                                                               const std::string& int8_artifact = "");
   ~FusionEngine();
 
   const codec::IndexGrid& grid() const;
   const std::string& codebook_digest() const;
   int64_t feature_channels() const;
   sim::SceneInstant Instant(uint64_t frame_id) const;
+  bool has_int8() const;
+  // From the next frame on; FailedPrecondition without an INT8 artifact.
+  absl::Status SetInt8(bool int8);
+  bool int8() const;
 
   // Runs the model on a frame that has the ego's message.
   absl::StatusOr<FusedFrame> Fuse(const ClosedFrame& frame);

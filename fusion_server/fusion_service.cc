@@ -346,6 +346,7 @@ void FusionService::FuseLoop() {
           b->set_score(static_cast<float>(d.score));
         }
         out.set_e2e_latency_seconds(e2e);
+        out.set_fusion_precision(fused->int8 ? v1::PRECISION_INT8 : v1::PRECISION_FP32);
         out.set_fuse_seconds(fused->fuse_seconds);
         for (int id : f.missing) out.add_missing_agents(id);
         metrics_->frames.Add({{"outcome", "fused"}}).Increment();
@@ -446,7 +447,23 @@ grpc::Status FusionService::GetStatus(grpc::ServerContext*, const v1::FusionStat
   response->mutable_grid()->set_width(static_cast<uint32_t>(g.width));
   response->mutable_grid()->set_dict_size(static_cast<uint32_t>(g.dict_size));
   for (const v1::ClassAp& c : ap_) *response->add_rolling_ap() = c;
+  response->set_precision(engine_->int8() ? v1::PRECISION_INT8 : v1::PRECISION_FP32);
+  response->set_int8_available(engine_->has_int8());
   return grpc::Status::OK;
+}
+
+grpc::Status FusionService::SetPrecision(grpc::ServerContext* ctx,
+                                         const v1::FusionPrecisionRequest* request,
+                                         v1::FusionStatus* response) {
+  if (request->precision() != v1::PRECISION_FP32 && request->precision() != v1::PRECISION_INT8) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "precision must be FP32 or INT8");
+  }
+  if (absl::Status st = engine_->SetInt8(request->precision() == v1::PRECISION_INT8); !st.ok()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, std::string(st.message()));
+  }
+  services::LogInfo(absl::StrCat("fusion: ego half now ",
+                                 engine_->int8() ? "INT8" : "FP32"));
+  return GetStatus(ctx, nullptr, response);
 }
 
 }  // namespace qv2x::fusion

@@ -47,6 +47,8 @@ class FusionService final : public v1::Fusion::Service {
                                grpc::ServerWriter<v1::DetectionFrame>* writer) override;
   grpc::Status GetStatus(grpc::ServerContext* ctx, const v1::FusionStatusRequest* request,
                          v1::FusionStatus* response) override;
+  grpc::Status SetPrecision(grpc::ServerContext* ctx, const v1::FusionPrecisionRequest* request,
+                            v1::FusionStatus* response) override;
 
  private:
   struct Connection;

@@ -25,6 +25,8 @@ ABSL_FLAG(int, startup_grace_ms, 30000,
           "wait this long at start-up for agents that have not connected yet");
 ABSL_FLAG(std::string, agents, "",
           "comma-separated agent ids to expect (default: every agent of the scene)");
+ABSL_FLAG(std::string, int8_artifact, "", "INT8 artifact for the ego half (optional)");
+ABSL_FLAG(std::string, precision, "fp32", "ego half at start: fp32 | int8 (needs --int8_artifact)");
 ABSL_FLAG(int, max_cav, 0, "agents fused per frame, the ego included (0: the config's max_cav)");
 ABSL_FLAG(int, ap_window, 100, "frames in the rolling AP window");
 ABSL_FLAG(int, threads, 0, "intra-op threads (0 = library default)");
@@ -53,10 +55,19 @@ int Run() {
       qv2x::fusion::FusionEngine::Create(absl::GetFlag(FLAGS_config),
                                          absl::GetFlag(FLAGS_checkpoint), *scene,
                                          absl::GetFlag(FLAGS_ap_window),
-                                         absl::GetFlag(FLAGS_max_cav));
+                                         absl::GetFlag(FLAGS_max_cav),
+                                         absl::GetFlag(FLAGS_int8_artifact));
   if (!engine.ok()) {
     LogError(engine.status().message());
     return 1;
+  }
+  if (const std::string p = absl::GetFlag(FLAGS_precision); p != "fp32") {
+    absl::Status st = p == "int8" ? (*engine)->SetInt8(true)
+                                  : absl::InvalidArgumentError("--precision: fp32 or int8");
+    if (!st.ok()) {
+      LogError(st.message());
+      return 2;
+    }
   }
   qv2x::fusion::FusionOptions options;
   for (const auto& a : scene->agents) options.assembler.expected_agents.push_back(a.id);

@@ -5,29 +5,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/training/stage_runner.h"
+#include "services/confined_paths.h"
 #include "services/log.h"
 #include "services/status_convert.h"
 
 namespace qv2x::trainer {
-namespace fs = std::filesystem;
-
-absl::StatusOr<std::string> ConfinePath(const std::string& root, const std::string& path,
-                                        const std::string& field) {
-  if (path.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": empty path"));
-  std::error_code ec;
-  const fs::path base = fs::weakly_canonical(fs::absolute(root), ec);
-  fs::path p(path);
-  if (p.is_relative()) p = base / p;
-  const fs::path resolved = fs::weakly_canonical(p, ec);
-  if (ec) return absl::InvalidArgumentError(absl::StrCat(field, ": cannot resolve \"", path, "\""));
-  auto [b, r] = std::mismatch(base.begin(), base.end(), resolved.begin(), resolved.end());
-  if (b != base.end()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": \"", path, "\" is outside ", base.string()));
-  }
-  return resolved.string();
-}
-
 TrainerService::TrainerService(TrainerOptions options, prometheus::Registry& registry)
     : options_(std::move(options)),
       stage_(prometheus::BuildGauge()
@@ -92,25 +74,7 @@ v1::TrainProgress ToProto(const std::string& job_id, const StageProgress& p) {
 }  // namespace
 
 absl::StatusOr<std::string> TrainerService::ResolveConfig(const std::string& path) const {
-  // A stage YAML may live in the artifacts folder or in the read-only configs folder (paths
-  // like "configs/cpu/stage1.yaml" are taken relative to the configs folder's parent).
-  auto in_artifacts = ConfinePath(options_.artifacts_dir, path, "config_path");
-  if (in_artifacts.ok() && fs::exists(*in_artifacts)) return in_artifacts;
-  if (!options_.configs_dir.empty()) {
-    const fs::path configs = fs::weakly_canonical(fs::absolute(options_.configs_dir));
-    auto in_configs = ConfinePath(configs.parent_path().string(), path, "config_path");
-    if (in_configs.ok() && ConfinePath(configs.string(), *in_configs, "config_path").ok()) {
-      if (!fs::exists(*in_configs)) {
-        return absl::FailedPreconditionError(absl::StrCat("config_path: ", path, ": no such file"));
-      }
-      return in_configs;
-    }
-  }
-  if (in_artifacts.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat("config_path: ", path, ": no such file"));
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("config_path: \"", path, "\" is outside the artifacts and configs folders"));
+  return services::ResolveInput(options_.artifacts_dir, options_.configs_dir, path, "config_path");
 }
 
 grpc::Status TrainerService::RunStage(grpc::ServerContext* ctx, const v1::RunStageRequest* req,
@@ -139,11 +103,11 @@ grpc::Status TrainerService::RunStageImpl(grpc::ServerContext* ctx, const v1::Ru
   sr.config_path = *config;
   const std::string out_rel =
       req->output_dir().empty() ? absl::StrCat("stage", req->stage()) : req->output_dir();
-  auto out = ConfinePath(options_.artifacts_dir, out_rel, "output_dir");
+  auto out = services::ConfinePath(options_.artifacts_dir, out_rel, "output_dir");
   if (!out.ok()) return services::ToGrpc(out.status());
   sr.output_dir = *out;
   if (!req->from_checkpoint().empty()) {
-    auto from = ConfinePath(options_.artifacts_dir, req->from_checkpoint(), "from_checkpoint");
+    auto from = services::ConfinePath(options_.artifacts_dir, req->from_checkpoint(), "from_checkpoint");
     if (!from.ok()) return services::ToGrpc(from.status());
     sr.from_checkpoint = *from;
   }

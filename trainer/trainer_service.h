@@ -21,11 +21,6 @@ struct TrainerOptions {
   int threads = 0;            // intra-op threads for training; 0 = default
 };
 
-// Resolves `path` (relative paths are taken relative to `root`) and refuses anything that
-// escapes `root` (INVALID_ARGUMENT naming `field`).
-absl::StatusOr<std::string> ConfinePath(const std::string& root, const std::string& path,
-                                        const std::string& field);
-
 class TrainerService final : public v1::Trainer::Service {
  public:
   TrainerService(TrainerOptions options, prometheus::Registry& registry);

@@ -110,7 +110,9 @@ TEST(SimNet, MissingTensorIsNamed) {
   Detector model = testing::TinyDetector(cfg, 4);
   NamedTensors state = StateDict(*model);
   state.erase(std::remove_if(state.begin(), state.end(),
-                             [](const auto& e) { return e.first == "shrink_conv.layers.0.double_conv.2.bias"; }),
+                             [](const auto& e) {
+                               return e.first == "shrink_conv.layers.0.double_conv.2.bias";
+                             }),
               state.end());
   auto net = SimNet::Build(cfg, state);
   ASSERT_FALSE(net.ok());

@@ -45,7 +45,7 @@ TEST(Int8Ops, ConvMatchesFakeQuantWithinOneOutputStep) {
                         Case{32, 32, 3, 2, 8, true, 4, 8}, Case{16, 8, 1, 1, 1, false, 3, 8},
                         Case{16, 16, 3, 1, 1, true, 8, 4}}) {
     SCOPED_TRACE(::testing::Message() << "k" << c.k << " s" << c.stride << " g" << c.groups << " W"
-                                    << c.wbits << "A" << c.abits);
+                                      << c.wbits << "A" << c.abits);
     const at::Tensor x = torch::randn({1, c.in, 20, 24}).contiguous(at::MemoryFormat::ChannelsLast);
     const at::Tensor w = torch::randn({c.out, c.in / c.groups, c.k, c.k}) * 0.2;
     const at::Tensor b = torch::randn({c.out}) * 0.1;
@@ -86,7 +86,8 @@ TEST(Int8Ops, LinearDeconvAddAndDynamicLinear) {
   const at::Tensor w = torch::randn({24, 10}) * 0.3, b = torch::randn({24});
   const WeightQuant wq = FitWeightQuant(w, 8, ScaleMethod::kMinMax);
   const ActQuant in = RangeOf(x);
-  const at::Tensor ref = torch::linear(FakeQuantAct(x, in), DequantizeWeight(WeightLevels(w, wq), wq), b).relu();
+  const at::Tensor ref =
+      torch::linear(FakeQuantAct(x, in), DequantizeWeight(WeightLevels(w, wq), wq), b).relu();
   const ActQuant out = RangeOf(ref);
   LayerSpec spec;
   spec.kind = LayerKind::kLinear;
@@ -111,7 +112,8 @@ TEST(Int8Ops, LinearDeconvAddAndDynamicLinear) {
   const WeightQuant wdq = FitWeightQuant(wd, 8, ScaleMethod::kMinMax);
   const ActQuant min = RangeOf(m);
   const at::Tensor refd2 = torch::pixel_shuffle(
-      torch::conv2d(FakeQuantAct(m, min), DequantizeWeight(WeightLevels(wd, wdq), wdq), bd).relu(), 2);
+      torch::conv2d(FakeQuantAct(m, min), DequantizeWeight(WeightLevels(wd, wdq), wdq), bd).relu(),
+      2);
   const ActQuant dout = RangeOf(refd2);
   LayerSpec ds;
   ds.kind = LayerKind::kDeconv;

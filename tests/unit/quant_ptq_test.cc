@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "core/model/checkpoint.h"
 #include "core/quant/int8_model.h"
@@ -87,8 +88,9 @@ TEST_F(QuantizeCheckpointTest, WritesALoadableArtifactWithProgress) {
   o.qdrop = true;
   std::vector<PtqProgress> events;
   const std::string out = dir_ + "/tiny.int8";
-  auto r = QuantizeCheckpoint("configs/tiny/stage3.yaml", ckpt_, "sim:configs/scenes/tiny.yaml", o,
-                              out, [&](const PtqProgress& p) { events.push_back(p); }, nullptr);
+  auto r = QuantizeCheckpoint(
+      "configs/tiny/stage3.yaml", ckpt_, "sim:configs/scenes/tiny.yaml", o, out,
+      [&](const PtqProgress& p) { events.push_back(p); }, nullptr);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->codebook_digest, digest_);
   EXPECT_GT(r->artifact_file_bytes, 0);
@@ -129,6 +131,33 @@ TEST_F(QuantizeCheckpointTest, CancelWritesNothingAndBadOptionsAreRefused) {
                          nullptr, nullptr);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(r.status().message().find("n_bits_w"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace qv2x::quant
+
+namespace qv2x::quant {
+namespace {
+
+TEST(PtqOptionsFile, DefaultsFileMatchesTheStructAndBadKeysAreNamed) {
+  auto o = LoadPtqOptions("configs/ptq/default.yaml");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(PtqOptionsJson(*o), PtqOptionsJson(PtqOptions()));
+  const std::string path = ::testing::TempDir() + "/ptq_bad.yaml";
+  std::ofstream(path) << "n_bits_w: 4\nscale_method: median\n";
+  auto bad = LoadPtqOptions(path);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("scale_method"), std::string::npos);
+  std::ofstream(path) << "n_bits_w: 4\nitres_w: 10\n";
+  bad = LoadPtqOptions(path);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("itres_w"), std::string::npos);
+  std::ofstream(path) << "n_bits_w: 4\nqdrop: true\n";
+  auto ok = LoadPtqOptions(path);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->n_bits_w, 4);
+  EXPECT_TRUE(ok->qdrop);
+  EXPECT_EQ(ok->iters_w, 5000);
 }
 
 }  // namespace

@@ -17,9 +17,9 @@ std::vector<at::Tensor> RandomWeights(int seed) {
   torch::manual_seed(seed);
   std::vector<at::Tensor> out;
   out.push_back(torch::randn({16, 8, 3, 3}) * 0.1);
-  out.push_back(torch::rand({6, 20}) * 3 + 0.5);      // all positive
-  out.push_back(-torch::rand({5, 4, 1, 1}) * 1e-3);   // all negative, tiny
-  out.push_back(torch::randn({12, 30}).pow(3));       // heavy tails
+  out.push_back(torch::rand({6, 20}) * 3 + 0.5);     // all positive
+  out.push_back(-torch::rand({5, 4, 1, 1}) * 1e-3);  // all negative, tiny
+  out.push_back(torch::randn({12, 30}).pow(3));      // heavy tails
   at::Tensor z = torch::randn({4, 9});
   z[2].zero_();  // an all-zero row
   out.push_back(z);
@@ -57,7 +57,11 @@ TEST(WeightQuant, MseSearchNeverWorseThanMinMax) {
       const WeightQuant mm = FitWeightQuant(w, bits, ScaleMethod::kMinMax);
       const WeightQuant mse = FitWeightQuant(w, bits, ScaleMethod::kMse);
       auto err = [&](const WeightQuant& q) {
-        return (w - DequantizeWeight(WeightLevels(w, q), q)).abs().pow(2.4).reshape({w.size(0), -1}).sum(1);
+        return (w - DequantizeWeight(WeightLevels(w, q), q))
+            .abs()
+            .pow(2.4)
+            .reshape({w.size(0), -1})
+            .sum(1);
       };
       EXPECT_TRUE((err(mse) <= err(mm) + 1e-12).all().item<bool>()) << "bits " << bits;
       // Within its own clipping range the search's grid also rounds within half a step.
@@ -65,7 +69,8 @@ TEST(WeightQuant, MseSearchNeverWorseThanMinMax) {
       const at::Tensor hi = mse.scale * (static_cast<double>(QMax(bits)) - mse.zero_point);
       const at::Tensor w2 = w.reshape({w.size(0), -1});
       const at::Tensor inside = (w2 >= lo.view({-1, 1})) & (w2 <= hi.view({-1, 1}));
-      const at::Tensor e = (w - DequantizeWeight(WeightLevels(w, mse), mse)).abs().reshape({w.size(0), -1});
+      const at::Tensor e =
+          (w - DequantizeWeight(WeightLevels(w, mse), mse)).abs().reshape({w.size(0), -1});
       const at::Tensor half = (mse.scale.view({-1, 1}) * 0.5 * (1 + 1e-5) + 1e-12).expand_as(e);
       EXPECT_TRUE((e.masked_select(inside) <= half.masked_select(inside)).all().item<bool>());
     }
@@ -78,8 +83,8 @@ TEST(ActQuant, RoundTripWithinHalfStepAndZeroExact) {
   for (int trial = 0; trial < 20; ++trial) {
     torch::manual_seed(trial);
     const double a = u(rng), b = u(rng);
-    const at::Tensor x = torch::rand({1000}, torch::kFloat64).to(torch::kFloat32) *
-                             std::abs(b - a) + std::min(a, b);
+    const at::Tensor x =
+        torch::rand({1000}, torch::kFloat64).to(torch::kFloat32) * std::abs(b - a) + std::min(a, b);
     for (int bits = 2; bits <= 8; ++bits) {
       ActObserver obs;
       obs.Add(x);

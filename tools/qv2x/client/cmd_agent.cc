@@ -169,6 +169,62 @@ absl::Status RunWatch(Args& args) {
   return st.ok() ? absl::OkStatus() : services::FromGrpc(st);
 }
 
+constexpr char kFusionUsage[] =
+    R"(usage: qv2x fusion status [WHERE]
+       qv2x fusion set-precision fp32|int8 [WHERE]
+WHERE: --address HOST:PORT | --endpoints FILE | --scene SCENE.yaml
+
+The fusion service's state (frames fused and dropped, connected agents, codebook, grid,
+rolling AP) and the precision of its ego half (INT8 needs qv2x-fusion --int8_artifact);
+a switch applies from the next frame fused.)";
+
+absl::Status RunFusion(Args& args) {
+  if (args.positional().empty()) return absl::InvalidArgumentError("expected a subcommand");
+  const std::string sub = args.positional()[0];
+  std::string address;
+  if (auto a = args.Get("address")) {
+    address = *a;
+  } else {
+    QV2X_ASSIGN_OR_RETURN(Endpoints e, ResolveEndpoints(args.GetOr("endpoints", ""),
+                                                        args.GetOr("scene", kDefaultScene)));
+    address = e.fusion.grpc();
+  }
+  QV2X_RETURN_IF_ERROR(args.Finish());
+  auto stub = v1::Fusion::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::FusionStatus s;
+  if (sub == "status" && args.positional().size() == 1) {
+    QV2X_RETURN_IF_ERROR(services::FromGrpc(stub->GetStatus(&ctx, {}, &s)));
+  } else if (sub == "set-precision" && args.positional().size() == 2) {
+    const std::string p = args.positional()[1];
+    if (p != "fp32" && p != "int8") {
+      return absl::InvalidArgumentError(absl::StrCat("precision must be fp32 or int8, got ", p));
+    }
+    v1::FusionPrecisionRequest req;
+    req.set_precision(p == "int8" ? v1::PRECISION_INT8 : v1::PRECISION_FP32);
+    QV2X_RETURN_IF_ERROR(services::FromGrpc(stub->SetPrecision(&ctx, req, &s)));
+  } else {
+    return absl::InvalidArgumentError("expected `status` or `set-precision fp32|int8`");
+  }
+  std::string connected;
+  for (int id : s.connected_agents()) absl::StrAppend(&connected, connected.empty() ? "" : ",", id);
+  std::printf("fusion: %s%s, %llu frames fused, %llu dropped, agents connected [%s]\n"
+              "  codebook %s, grid %ux%ux%u (%u codes)\n",
+              PrecisionText(s.precision()).c_str(), s.int8_available() ? " (int8 available)" : "",
+              static_cast<unsigned long long>(s.frames_fused()),
+              static_cast<unsigned long long>(s.frames_dropped()), connected.c_str(),
+              s.codebook_digest().c_str(), s.grid().levels(), s.grid().height(), s.grid().width(),
+              s.grid().dict_size());
+  for (const auto& c : s.rolling_ap()) {
+    std::printf("  rolling AP %-10s %.3f / %.3f / %.3f\n", c.class_name().c_str(), c.ap_30(),
+                c.ap_50(), c.ap_70());
+  }
+  return absl::OkStatus();
+}
+
+const Registration kFusion({"fusion", "status and ego-half precision of the fusion service",
+                            kFusionUsage, RunFusion});
 const Registration kAgent({"agent", "status, precision switch and model load of a running agent",
                            kAgentUsage, RunAgent});
 const Registration kWatch({"watch", "print the fusion service's live detections", kWatchUsage,

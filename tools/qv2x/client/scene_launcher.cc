@@ -113,6 +113,7 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
                  "--scene=" + options.scene_path,
                  "--config=" + c.model_config,
                  "--checkpoint=" + c.checkpoint,
+                 "--int8_artifact=" + c.int8_artifact,
                  "--listen=" + Addr(port(c.fusion.grpc_port)),
                  "--metrics=" + Addr(port(c.fusion.metrics_port)),
                  absl::StrCat("--deadline_ms=", c.fusion_deadline_ms),

@@ -1,0 +1,48 @@
+// qv2x-quantizer: post-training quantization service (qv2x.v1.Quantizer).
+#include <filesystem>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "quantizer/quantizer_service.h"
+#include "services/log.h"
+#include "services/server_host.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50060", "gRPC address (host:port)");
+ABSL_FLAG(std::string, metrics, "127.0.0.1:9460", "Prometheus /metrics address; empty disables");
+ABSL_FLAG(std::string, artifacts, "artifacts",
+          "folder for checkpoints and INT8 artifacts; paths outside are refused");
+ABSL_FLAG(std::string, configs, "configs", "read-only folder of stage YAMLs and scene files");
+ABSL_FLAG(int, threads, 0, "intra-op threads (0 = default)");
+ABSL_FLAG(std::string, port_file, "",
+          "write \"<grpc port> <metrics port>\" here once serving (for port 0 in tests)");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("qv2x-quantizer --artifacts DIR [--listen host:port]");
+  absl::ParseCommandLine(argc, argv);
+  qv2x::services::BlockTerminationSignals();
+  std::error_code ec;
+  std::filesystem::create_directories(absl::GetFlag(FLAGS_artifacts), ec);
+  qv2x::services::ServerOptions options;
+  options.service_name = "quantizer";
+  options.listen_address = absl::GetFlag(FLAGS_listen);
+  options.metrics_address = absl::GetFlag(FLAGS_metrics);
+  qv2x::services::ServerHost host(options);
+  qv2x::quantizer::QuantizerService service(
+      {absl::GetFlag(FLAGS_artifacts), absl::GetFlag(FLAGS_configs), absl::GetFlag(FLAGS_threads)},
+      host.registry());
+  host.AddService(&service);
+  host.OnShutdown([&] { service.CancelAll(); });
+  if (absl::Status st = host.Start(); !st.ok()) {
+    qv2x::services::LogError(st.message());
+    return 1;
+  }
+  if (absl::Status st = qv2x::services::WritePortFile(absl::GetFlag(FLAGS_port_file), host);
+      !st.ok()) {
+    qv2x::services::LogError(st.message());
+    return 1;
+  }
+  host.Wait();
+  return 0;
+}
