@@ -39,10 +39,10 @@ absl::StatusOr<std::shared_ptr<AgentModel>> AgentModel::Load(const std::string& 
     QV2X_ASSIGN_OR_RETURN(m->impl_->int8, quant::Int8AgentEncoder::Load(int8_artifact));
     // Both encoders must speak the same codebook: the fusion service decodes either.
     if (m->impl_->int8->codebook_digest() != m->impl_->fp32.codebook_digest) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "INT8 artifact ", int8_artifact, " holds codebook ", m->impl_->int8->codebook_digest(),
-          ", the FP32 model ", m->impl_->fp32.codebook_digest,
-          ": quantize the checkpoint the agent runs"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("INT8 artifact ", int8_artifact, " holds codebook ",
+                       m->impl_->int8->codebook_digest(), ", the FP32 model ",
+                       m->impl_->fp32.codebook_digest, ": quantize the checkpoint the agent runs"));
     }
   }
   m->checkpoint_ = checkpoint;

@@ -178,8 +178,8 @@ std::optional<uint64_t> AgentRunner::NextFrame() {
     const uint64_t tick = sim::TickAt(scene, NowUnixNs(), options_.epoch_ns);
     std::lock_guard<std::mutex> lock(mu_);
     if (last_sent_ && tick <= *last_sent_) {
-      const int64_t wait_ns = sim::TickTimeNs(scene, *last_sent_ + 1, options_.epoch_ns) -
-                              NowUnixNs();
+      const int64_t wait_ns =
+          sim::TickTimeNs(scene, *last_sent_ + 1, options_.epoch_ns) - NowUnixNs();
       std::this_thread::sleep_for(
           std::chrono::nanoseconds(std::clamp<int64_t>(wait_ns, 0, 100'000'000)));
       return std::nullopt;
@@ -269,8 +269,8 @@ bool AgentRunner::EncodeAndSend(uint64_t frame_id) {
   if (!link_.Send(msg)) return false;
 
   const char* pname = PrecisionName(precision);
-  metrics_->encode.Add({{"agent", metrics_->agent}, {"precision", pname}},
-                       Metrics::LatencyBuckets())
+  metrics_->encode
+      .Add({{"agent", metrics_->agent}, {"precision", pname}}, Metrics::LatencyBuckets())
       .Observe(encode_s);
   const char* ename = codec::EncodingName(options_.codec.encoding);
   metrics_->sent_bytes.Add({{"agent", metrics_->agent}, {"encoding", ename}})
@@ -278,8 +278,8 @@ bool AgentRunner::EncodeAndSend(uint64_t frame_id) {
   metrics_->fp32_bytes.Add({{"agent", metrics_->agent}})
       .Increment(static_cast<double>(enc->fp32_feature_bytes));
   metrics_->frames.Add({{"agent", metrics_->agent}, {"precision", pname}}).Increment();
-  metrics_->message_bytes.Add({{"agent", metrics_->agent}, {"encoding", ename}},
-                              Metrics::SizeBuckets())
+  metrics_->message_bytes
+      .Add({{"agent", metrics_->agent}, {"encoding", ename}}, Metrics::SizeBuckets())
       .Observe(static_cast<double>(size));
   std::lock_guard<std::mutex> lock(mu_);
   ++frames_sent_;
@@ -300,8 +300,8 @@ void AgentRunner::ApplyPending(uint64_t next_frame) {
   applied_frame_ = next_frame;
   pending_.reset();
   services::LogInfo(absl::StrCat("agent ", options_.agent_id, ": ", PrecisionName(precision_),
-                                 ", model ", model_->checkpoint().empty() ? "(initial)"
-                                                                          : model_->checkpoint(),
+                                 ", model ",
+                                 model_->checkpoint().empty() ? "(initial)" : model_->checkpoint(),
                                  " from frame ", next_frame));
   cv_.notify_all();
 }

@@ -28,10 +28,10 @@ struct AgentOptions {
   std::string fusion_address;
   codec::EncodeOptions codec;
   Pace pace = Pace::kRealtime;
-  int64_t epoch_ns = 0;       // realtime: wall-clock time of tick 0
-  uint64_t start_frame = 0;   // lockstep: first frame id
-  int ahead = 1;              // lockstep: frames sent beyond the fusion's closed watermark + 1
-  uint64_t max_frames = 0;    // stop after this many frames sent (0: run until stopped)
+  int64_t epoch_ns = 0;      // realtime: wall-clock time of tick 0
+  uint64_t start_frame = 0;  // lockstep: first frame id
+  int ahead = 1;             // lockstep: frames sent beyond the fusion's closed watermark + 1
+  uint64_t max_frames = 0;   // stop after this many frames sent (0: run until stopped)
   int max_message_bytes = 4 << 20;
 };
 

@@ -51,8 +51,8 @@ int Run() {
   agent::AgentOptions options;
   options.agent_id = absl::GetFlag(FLAGS_agent_id);
   if (scene->FindAgent(options.agent_id) == nullptr) {
-    LogError(absl::StrCat("--agent_id ", options.agent_id, " is not an agent of scene ",
-                          scene->name));
+    LogError(
+        absl::StrCat("--agent_id ", options.agent_id, " is not an agent of scene ", scene->name));
     return 2;
   }
   options.config_path = absl::GetFlag(FLAGS_config);
@@ -62,7 +62,8 @@ int Run() {
   }
   absl::StatusOr<qv2x::codec::IndexEncoding> enc =
       qv2x::codec::ParseEncoding(absl::GetFlag(FLAGS_codec));
-  absl::StatusOr<agent::Precision> precision = agent::ParsePrecision(absl::GetFlag(FLAGS_precision));
+  absl::StatusOr<agent::Precision> precision =
+      agent::ParsePrecision(absl::GetFlag(FLAGS_precision));
   const std::string pace = absl::GetFlag(FLAGS_pace);
   if (!enc.ok() || !precision.ok() || (pace != "realtime" && pace != "lockstep")) {
     LogError(!enc.ok()         ? enc.status().message()
@@ -75,7 +76,8 @@ int Run() {
   options.pace = pace == "lockstep" ? agent::Pace::kLockstep : agent::Pace::kRealtime;
   options.fusion_address = absl::GetFlag(FLAGS_fusion);
   options.epoch_ns = absl::GetFlag(FLAGS_epoch_ms) * 1'000'000;
-  options.start_frame = static_cast<uint64_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_start_frame)));
+  options.start_frame =
+      static_cast<uint64_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_start_frame)));
   options.ahead = std::max(0, absl::GetFlag(FLAGS_ahead));
   options.max_frames = static_cast<uint64_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_max_frames)));
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
@@ -116,9 +118,8 @@ int Run() {
     return 1;
   }
   qv2x::services::LogInfo(absl::StrCat("agent ", options.agent_id, ": scene ", scene->name,
-                                       ", codebook ", (*model)->codebook_digest(), ", ",
-                                       pace, ", ", absl::GetFlag(FLAGS_codec), " -> ",
-                                       options.fusion_address));
+                                       ", codebook ", (*model)->codebook_digest(), ", ", pace, ", ",
+                                       absl::GetFlag(FLAGS_codec), " -> ", options.fusion_address));
   std::thread loop([&] {
     runner.Run();
     // With --max_frames the agent is done once its frames are out.

@@ -59,7 +59,7 @@ uint64_t MessageBytes(const codec::EncodedIndices& e, const codec::IndexGrid& g)
   m.set_codebook_digest("0123456789abcdef");
   m.set_precision(v1::PRECISION_FP32);
   m.set_encoding(e.encoding == codec::IndexEncoding::kZstd ? v1::INDEX_ENCODING_ZSTD
-                                                            : v1::INDEX_ENCODING_BITPACK);
+                                                           : v1::INDEX_ENCODING_BITPACK);
   m.set_bits_per_index(e.bits_per_index);
   m.set_decoded_bytes(e.decoded_bytes);
   m.set_payload(e.payload);
@@ -143,8 +143,7 @@ int main(int argc, char** argv) {
       rest.push_back(argv[i]);
     }
   }
-  for (const auto& [name, ov] :
-       std::vector<std::pair<std::string, std::vector<std::string>>>{
+  for (const auto& [name, ov] : std::vector<std::pair<std::string, std::vector<std::string>>>{
            {"cpu", {}},
            {"v2x_real_grid",
             {"preprocess.cav_lidar_range=[-140.8, -40, -3, 140.8, 40, 1]",
@@ -157,8 +156,8 @@ int main(int argc, char** argv) {
     Sets().push_back(std::move(*set));
   }
   nlohmann::json out = nlohmann::json::array();
-  std::printf("%-14s %-8s %5s %10s %9s %9s %9s %10s %9s %9s\n", "grid", "codec", "maps",
-              "FP32 B", "msg mean", "msg p95", "payload", "xFP32", "H bits", "H limit B");
+  std::printf("%-14s %-8s %5s %10s %9s %9s %9s %10s %9s %9s\n", "grid", "codec", "maps", "FP32 B",
+              "msg mean", "msg p95", "payload", "xFP32", "H bits", "H limit B");
   for (size_t k = 0; k < Sets().size(); ++k) {
     const MapSet& s = Sets()[k];
     std::vector<double> entropy;
@@ -190,12 +189,10 @@ int main(int argc, char** argv) {
                      {"ratio_to_fp32", s.fp32_bytes / mean},
                      {"index_entropy_bits", h},
                      {"entropy_limit_bytes", limit}});
-      benchmark::RegisterBenchmark(
-          ("encode/" + s.name + "/" + codec::EncodingName(e)).c_str(),
-          [k, e](benchmark::State& st) { BM_Encode(st, k, e); });
-      benchmark::RegisterBenchmark(
-          ("decode/" + s.name + "/" + codec::EncodingName(e)).c_str(),
-          [k, e](benchmark::State& st) { BM_Decode(st, k, e); });
+      benchmark::RegisterBenchmark(("encode/" + s.name + "/" + codec::EncodingName(e)).c_str(),
+                                   [k, e](benchmark::State& st) { BM_Encode(st, k, e); });
+      benchmark::RegisterBenchmark(("decode/" + s.name + "/" + codec::EncodingName(e)).c_str(),
+                                   [k, e](benchmark::State& st) { BM_Decode(st, k, e); });
     }
   }
   std::ofstream(json_path) << out.dump(2) << "\n";

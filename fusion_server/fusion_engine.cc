@@ -54,12 +54,9 @@ sim::SceneInstant FusionEngine::Instant(uint64_t frame_id) const {
   return sim::InstantOf(s_->sim->config(), frame_id);
 }
 
-absl::StatusOr<std::unique_ptr<FusionEngine>> FusionEngine::Create(const std::string& config_path,
-                                                                   const std::string& checkpoint,
-                                                                   const sim::SceneConfig& scene,
-                                                                   int ap_window_frames,
-                                                                   int max_cav,
-                                                                   const std::string& int8_artifact) {
+absl::StatusOr<std::unique_ptr<FusionEngine>> FusionEngine::Create(
+    const std::string& config_path, const std::string& checkpoint, const sim::SceneConfig& scene,
+    int ap_window_frames, int max_cav, const std::string& int8_artifact) {
   QV2X_ASSIGN_OR_RETURN(RuntimeModel model, LoadRuntimeModel(config_path, checkpoint));
   QV2X_ASSIGN_OR_RETURN(AnchorGrid anchors, MakeAnchorGrid(model.cfg));
   QV2X_ASSIGN_OR_RETURN(sim::Simulator simulator, sim::Simulator::Create(scene));
@@ -76,10 +73,9 @@ absl::StatusOr<std::unique_ptr<FusionEngine>> FusionEngine::Create(const std::st
   if (!int8_artifact.empty()) {
     QV2X_ASSIGN_OR_RETURN(state->int8, quant::Int8EgoFusion::Load(int8_artifact));
     if (state->int8->codebook_digest() != state->model.codebook_digest) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("INT8 artifact ", int8_artifact, " holds codebook ",
-                       state->int8->codebook_digest(), ", the FP32 model ",
-                       state->model.codebook_digest));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "INT8 artifact ", int8_artifact, " holds codebook ", state->int8->codebook_digest(),
+          ", the FP32 model ", state->model.codebook_digest));
     }
   }
   return std::unique_ptr<FusionEngine>(new FusionEngine(std::move(state)));
@@ -129,8 +125,7 @@ absl::StatusOr<FusedFrame> FusionEngine::Fuse(const ClosedFrame& frame) {
       }));
   QV2X_ASSIGN_OR_RETURN(out.detections, PostProcess(s_->anchors, heads.cls, heads.reg, heads.dir,
                                                     cfg.postprocess, cfg.model.dir_args));
-  out.fuse_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  out.fuse_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;
 }
 

@@ -30,12 +30,9 @@ struct FusedFrame {
 class FusionEngine {
  public:
   // max_cav > 0 replaces train_params.max_cav (agents fused per frame, the ego included).
-  static absl::StatusOr<std::unique_ptr<FusionEngine>> Create(const std::string& config_path,
-                                                               const std::string& checkpoint,
-                                                               const sim::SceneConfig& scene,
-                                                               int ap_window_frames,
-                                                               int max_cav = 0,
-                                                               const std::string& int8_artifact = "");
+  static absl::StatusOr<std::unique_ptr<FusionEngine>> Create(
+      const std::string& config_path, const std::string& checkpoint, const sim::SceneConfig& scene,
+      int ap_window_frames, int max_cav = 0, const std::string& int8_artifact = "");
   ~FusionEngine();
 
   const codec::IndexGrid& grid() const;

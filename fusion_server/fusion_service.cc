@@ -133,11 +133,11 @@ FusionService::FusionService(FusionEngine* engine, FusionOptions options,
                              prometheus::Registry& registry)
     : engine_(engine),
       options_(std::move(options)),
-      validator_(ValidatorOptions{
-          std::set<int>(options_.assembler.expected_agents.begin(),
-                        options_.assembler.expected_agents.end()),
-          engine->grid(), engine->codebook_digest(), engine->feature_channels(),
-          options_.max_message_bytes, options_.max_decoded_bytes}),
+      validator_(ValidatorOptions{std::set<int>(options_.assembler.expected_agents.begin(),
+                                                options_.assembler.expected_agents.end()),
+                                  engine->grid(), engine->codebook_digest(),
+                                  engine->feature_channels(), options_.max_message_bytes,
+                                  options_.max_decoded_bytes}),
       metrics_(std::make_unique<Metrics>(registry)),
       assembler_(options_.assembler, Clock::now()) {
   // Every series exists from the start so dashboards and scrapes see zeros, not gaps.
@@ -237,11 +237,10 @@ grpc::Status FusionService::StreamFeatures(
         metrics_->received_bytes.Add({{"agent", agent}}).Increment(c.message_bytes());
         metrics_->fp32_bytes.Add({{"agent", agent}}).Increment(c.fp32_feature_bytes());
         metrics_->messages.Add({{"agent", agent}}).Increment();
-        metrics_
-            ->message_bytes.Add({{"encoding", c.encoding() == v1::INDEX_ENCODING_ZSTD ? "zstd"
-                                                                                      : "bitpack"}},
-                                Histogram::BucketBoundaries{256, 1024, 4096, 8192, 16384, 32768,
-                                                            65536, 131072, 262144, 1048576})
+        metrics_->message_bytes
+            .Add({{"encoding", c.encoding() == v1::INDEX_ENCODING_ZSTD ? "zstd" : "bitpack"}},
+                 Histogram::BucketBoundaries{256, 1024, 4096, 8192, 16384, 32768, 65536, 131072,
+                                             262144, 1048576})
             .Observe(static_cast<double>(c.message_bytes()));
         ack->set_accepted(true);
       } else if (added == AddResult::kLate) {
@@ -388,8 +387,8 @@ void FusionService::ScoreLoop() {
     }
     absl::StatusOr<EvalResult> r = engine_->Score(frame);
     if (!r.ok()) {
-      services::LogWarning(absl::StrCat("scoring frame ", frame.frame_id, ": ",
-                                        r.status().message()));
+      services::LogWarning(
+          absl::StrCat("scoring frame ", frame.frame_id, ": ", r.status().message()));
       continue;
     }
     std::vector<v1::ClassAp> ap;
@@ -461,8 +460,7 @@ grpc::Status FusionService::SetPrecision(grpc::ServerContext* ctx,
   if (absl::Status st = engine_->SetInt8(request->precision() == v1::PRECISION_INT8); !st.ok()) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, std::string(st.message()));
   }
-  services::LogInfo(absl::StrCat("fusion: ego half now ",
-                                 engine_->int8() ? "INT8" : "FP32"));
+  services::LogInfo(absl::StrCat("fusion: ego half now ", engine_->int8() ? "INT8" : "FP32"));
   return GetStatus(ctx, nullptr, response);
 }
 

@@ -31,7 +31,6 @@ struct FusionOptions {
   size_t watcher_queue = 256;  // frames buffered per slow watcher before the oldest go
 };
 
-
 class FusionService final : public v1::Fusion::Service {
  public:
   FusionService(FusionEngine* engine, FusionOptions options, prometheus::Registry& registry);

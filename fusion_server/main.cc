@@ -4,8 +4,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "core/model/runtime_model.h"
@@ -52,11 +52,10 @@ int Run() {
   }
   if (int t = absl::GetFlag(FLAGS_threads); t > 0) qv2x::SetIntraOpThreads(t);
   absl::StatusOr<std::unique_ptr<qv2x::fusion::FusionEngine>> engine =
-      qv2x::fusion::FusionEngine::Create(absl::GetFlag(FLAGS_config),
-                                         absl::GetFlag(FLAGS_checkpoint), *scene,
-                                         absl::GetFlag(FLAGS_ap_window),
-                                         absl::GetFlag(FLAGS_max_cav),
-                                         absl::GetFlag(FLAGS_int8_artifact));
+      qv2x::fusion::FusionEngine::Create(
+          absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_checkpoint), *scene,
+          absl::GetFlag(FLAGS_ap_window), absl::GetFlag(FLAGS_max_cav),
+          absl::GetFlag(FLAGS_int8_artifact));
   if (!engine.ok()) {
     LogError(engine.status().message());
     return 1;
@@ -111,11 +110,11 @@ int Run() {
     LogError(st.message());
     return 1;
   }
-  qv2x::services::LogInfo(absl::StrCat(
-      "fusion: scene ", scene->name, ", agents [",
-      absl::StrJoin(options.assembler.expected_agents, ", "), "], codebook ",
-      (*engine)->codebook_digest(), ", grid ", (*engine)->grid().levels, "x",
-      (*engine)->grid().height, "x", (*engine)->grid().width));
+  qv2x::services::LogInfo(absl::StrCat("fusion: scene ", scene->name, ", agents [",
+                                       absl::StrJoin(options.assembler.expected_agents, ", "),
+                                       "], codebook ", (*engine)->codebook_digest(), ", grid ",
+                                       (*engine)->grid().levels, "x", (*engine)->grid().height, "x",
+                                       (*engine)->grid().width));
   host.Wait();
   return 0;
 }

@@ -43,10 +43,10 @@ bool MessageValidator::Validate(const v1::FeatureMessage& msg, ReceivedMessage* 
   }
   const uint64_t size = msg.ByteSizeLong();
   if (size > o.max_message_bytes) {
-    return Reject(v1::REJECT_REASON_OVERSIZED,
-                  absl::StrCat("message of ", size, " bytes exceeds the limit of ",
-                               o.max_message_bytes),
-                  why);
+    return Reject(
+        v1::REJECT_REASON_OVERSIZED,
+        absl::StrCat("message of ", size, " bytes exceeds the limit of ", o.max_message_bytes),
+        why);
   }
   if (!msg.has_grid() || !msg.has_lidar_pose() || !FinitePose(msg.lidar_pose()) ||
       msg.capture_time_unix_ns() <= 0 || msg.precision() == v1::PRECISION_UNSPECIFIED) {
@@ -69,12 +69,12 @@ bool MessageValidator::Validate(const v1::FeatureMessage& msg, ReceivedMessage* 
   const v1::IndexGrid& g = msg.grid();
   if (g.levels() != o.grid.levels || g.height() != o.grid.height || g.width() != o.grid.width ||
       g.dict_size() != o.grid.dict_size) {
-    return Reject(v1::REJECT_REASON_GRID_SHAPE,
-                  absl::StrCat("grid ", GridText(g.levels(), g.height(), g.width(), g.dict_size()),
-                               ", this model's is ",
-                               GridText(o.grid.levels, o.grid.height, o.grid.width,
-                                        o.grid.dict_size)),
-                  why);
+    return Reject(
+        v1::REJECT_REASON_GRID_SHAPE,
+        absl::StrCat("grid ", GridText(g.levels(), g.height(), g.width(), g.dict_size()),
+                     ", this model's is ",
+                     GridText(o.grid.levels, o.grid.height, o.grid.width, o.grid.dict_size)),
+        why);
   }
   if (msg.codebook_digest() != o.codebook_digest) {
     return Reject(v1::REJECT_REASON_CODEBOOK_DIGEST,

@@ -14,12 +14,12 @@
 namespace qv2x::fusion {
 
 struct ValidatorOptions {
-  std::set<int> agents;             // agent ids of the scene
-  codec::IndexGrid grid;            // the model's index map shape
-  std::string codebook_digest;      // the model's codebook
-  int64_t feature_channels = 0;     // C of the FP32 feature map (bandwidth comparison)
-  uint64_t max_message_bytes = 0;   // serialized message
-  uint64_t max_decoded_bytes = 0;   // index map after decompression
+  std::set<int> agents;            // agent ids of the scene
+  codec::IndexGrid grid;           // the model's index map shape
+  std::string codebook_digest;     // the model's codebook
+  int64_t feature_channels = 0;    // C of the FP32 feature map (bandwidth comparison)
+  uint64_t max_message_bytes = 0;  // serialized message
+  uint64_t max_decoded_bytes = 0;  // index map after decompression
 };
 
 struct Rejection {

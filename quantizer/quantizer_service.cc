@@ -101,7 +101,7 @@ grpc::Status QuantizerService::Quantize(grpc::ServerContext* ctx,
     st = grpc::Status(grpc::StatusCode::INTERNAL, absl::StrCat("quantizer error: ", e.what()));
   }
   running_gauge_.Set(0);
-  const char* state = st.ok()                                           ? "done"
+  const char* state = st.ok()                                          ? "done"
                       : st.error_code() == grpc::StatusCode::CANCELLED ? "cancelled"
                                                                        : "failed";
   jobs_.Add({{"state", state}}).Increment();
@@ -118,15 +118,16 @@ grpc::Status QuantizerService::Run(grpc::ServerContext* ctx, const v1::QuantizeR
   quant::PtqOptions o;
   o.n_bits_w = req->n_bits_w() == 0 ? 8 : static_cast<int>(req->n_bits_w());
   o.n_bits_a = req->n_bits_a() == 0 ? 8 : static_cast<int>(req->n_bits_a());
-  o.num_cali_batches = req->num_cali_batches() == 0 ? 16 : static_cast<int>(req->num_cali_batches());
+  o.num_cali_batches =
+      req->num_cali_batches() == 0 ? 16 : static_cast<int>(req->num_cali_batches());
   o.iters_w = req->iters_w() < 0 ? 5000 : req->iters_w();
   if (req->scale_method().empty() || req->scale_method() == "mse") {
     o.scale_method = quant::ScaleMethod::kMse;
   } else if (req->scale_method() == "minmax") {
     o.scale_method = quant::ScaleMethod::kMinMax;
   } else {
-    return Invalid(absl::StrCat("scale_method: expected minmax or mse, got \"",
-                                req->scale_method(), "\""));
+    return Invalid(
+        absl::StrCat("scale_method: expected minmax or mse, got \"", req->scale_method(), "\""));
   }
   o.reconstruct = !req->no_reconstruction() && o.iters_w > 0;
   o.qdrop = req->qdrop();
@@ -149,12 +150,12 @@ grpc::Status QuantizerService::Run(grpc::ServerContext* ctx, const v1::QuantizeR
   }
   auto cfg = LoadStageConfig(*config);
   if (!cfg.ok()) return services::ToGrpc(cfg.status());
-  auto cali = ResolveSource(
-      req->calibration_source().empty() ? cfg->root_dir : req->calibration_source(),
-      "calibration_source");
+  auto cali =
+      ResolveSource(req->calibration_source().empty() ? cfg->root_dir : req->calibration_source(),
+                    "calibration_source");
   if (!cali.ok()) return services::ToGrpc(cali.status());
-  auto eval = ResolveSource(req->eval_source().empty() ? cfg->test_dir : req->eval_source(),
-                            "eval_source");
+  auto eval =
+      ResolveSource(req->eval_source().empty() ? cfg->test_dir : req->eval_source(), "eval_source");
   if (!eval.ok()) return services::ToGrpc(eval.status());
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -186,8 +187,8 @@ grpc::Status QuantizerService::Run(grpc::ServerContext* ctx, const v1::QuantizeR
     }
     send(msg);
   };
-  auto result = quant::QuantizeCheckpoint(*config, *checkpoint, *cali, o, *output, on_progress,
-                                          cancel);
+  auto result =
+      quant::QuantizeCheckpoint(*config, *checkpoint, *cali, o, *output, on_progress, cancel);
   if (!result.ok()) return services::ToGrpc(result.status());
   {
     v1::QuantizeProgress msg;
@@ -204,9 +205,8 @@ grpc::Status QuantizerService::Run(grpc::ServerContext* ctx, const v1::QuantizeR
   if (!report_path.empty()) {
     if (absl::Status w = WriteFileAtomic(report_path, json); !w.ok()) return services::ToGrpc(w);
   }
-  for (const auto& [name, r] :
-       {std::make_pair(std::string("fp32"), &report->fp32),
-        std::make_pair(std::string("int8"), &report->int8)}) {
+  for (const auto& [name, r] : {std::make_pair(std::string("fp32"), &report->fp32),
+                                std::make_pair(std::string("int8"), &report->int8)}) {
     model_bytes_.Add({{"precision", name}}).Set(static_cast<double>(r->bytes));
     latency_.Add({{"precision", name}, {"what", "encode_p50"}}).Set(r->encode_latency_p50_s);
     latency_.Add({{"precision", name}, {"what", "e2e_p50"}}).Set(r->e2e_latency_p50_s);
@@ -236,9 +236,9 @@ grpc::Status QuantizerService::CancelQuantize(grpc::ServerContext*,
   std::lock_guard<std::mutex> lock(mu_);
   if (!running_ || (!request->job_id().empty() && request->job_id() != *running_)) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        request->job_id().empty() ? "no job is running"
-                                                  : absl::StrCat("no running job ",
-                                                                 request->job_id()));
+                        request->job_id().empty()
+                            ? "no job is running"
+                            : absl::StrCat("no running job ", request->job_id()));
   }
   cancel_->store(true);
   response->set_job_id(*running_);

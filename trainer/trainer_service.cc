@@ -107,7 +107,8 @@ grpc::Status TrainerService::RunStageImpl(grpc::ServerContext* ctx, const v1::Ru
   if (!out.ok()) return services::ToGrpc(out.status());
   sr.output_dir = *out;
   if (!req->from_checkpoint().empty()) {
-    auto from = services::ConfinePath(options_.artifacts_dir, req->from_checkpoint(), "from_checkpoint");
+    auto from =
+        services::ConfinePath(options_.artifacts_dir, req->from_checkpoint(), "from_checkpoint");
     if (!from.ok()) return services::ToGrpc(from.status());
     sr.from_checkpoint = *from;
   }

@@ -10,8 +10,7 @@ namespace qv2x::codec {
 namespace {
 
 absl::Status CheckGrid(const IndexGrid& g) {
-  if (g.levels <= 0 || g.height <= 0 || g.width <= 0 || g.dict_size <= 1 ||
-      g.dict_size > 65536) {
+  if (g.levels <= 0 || g.height <= 0 || g.width <= 0 || g.dict_size <= 1 || g.dict_size > 65536) {
     return absl::InvalidArgumentError(absl::StrCat("bad index grid ", g.levels, "x", g.height, "x",
                                                    g.width, " with ", g.dict_size, " codes"));
   }
@@ -63,9 +62,8 @@ absl::Status UnpackBits(std::string_view in, int bits, int64_t n, std::vector<in
 absl::Status CheckRange(const std::vector<int32_t>& v, int64_t dict_size) {
   for (size_t i = 0; i < v.size(); ++i) {
     if (v[i] < 0 || v[i] >= dict_size) {
-      return absl::OutOfRangeError(absl::StrCat("index ", v[i], " at position ", i,
-                                                " is outside the codebook's ", dict_size,
-                                                " codes"));
+      return absl::OutOfRangeError(absl::StrCat(
+          "index ", v[i], " at position ", i, " is outside the codebook's ", dict_size, " codes"));
     }
   }
   return absl::OkStatus();
@@ -73,15 +71,13 @@ absl::Status CheckRange(const std::vector<int32_t>& v, int64_t dict_size) {
 
 }  // namespace
 
-const char* EncodingName(IndexEncoding e) {
-  return e == IndexEncoding::kZstd ? "zstd" : "bitpack";
-}
+const char* EncodingName(IndexEncoding e) { return e == IndexEncoding::kZstd ? "zstd" : "bitpack"; }
 
 absl::StatusOr<IndexEncoding> ParseEncoding(std::string_view name) {
   if (name == "bitpack") return IndexEncoding::kBitpack;
   if (name == "zstd") return IndexEncoding::kZstd;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown index encoding \"", std::string(name), "\" (expected bitpack or zstd)"));
+  return absl::InvalidArgumentError(absl::StrCat("unknown index encoding \"", std::string(name),
+                                                 "\" (expected bitpack or zstd)"));
 }
 
 int BitsPerIndex(int64_t dict_size) {
@@ -96,8 +92,8 @@ absl::StatusOr<EncodedIndices> EncodeIndices(const std::vector<int32_t>& indices
                                              const IndexGrid& grid, const EncodeOptions& options) {
   if (absl::Status st = CheckGrid(grid); !st.ok()) return st;
   if (static_cast<int64_t>(indices.size()) != grid.cells()) {
-    return absl::InvalidArgumentError(absl::StrCat("expected ", grid.cells(), " indices, got ",
-                                                   indices.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected ", grid.cells(), " indices, got ", indices.size()));
   }
   if (absl::Status st = CheckRange(indices, grid.dict_size); !st.ok()) return st;
   EncodedIndices out;
@@ -132,19 +128,17 @@ absl::Status DecodeIndices(const EncodedIndices& in, const IndexGrid& grid,
     const int bits = BitsPerIndex(grid.dict_size);
     if (in.bits_per_index != bits) {
       return absl::InvalidArgumentError(absl::StrCat("bits_per_index ", in.bits_per_index,
-                                                     ", expected ", bits, " for ",
-                                                     grid.dict_size, " codes"));
+                                                     ", expected ", bits, " for ", grid.dict_size,
+                                                     " codes"));
     }
     const uint64_t want = (static_cast<uint64_t>(n) * bits + 7) / 8;
     if (want > limits.max_decoded_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat("index map of ", want,
-                                                       " bytes exceeds the limit of ",
-                                                       limits.max_decoded_bytes));
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "index map of ", want, " bytes exceeds the limit of ", limits.max_decoded_bytes));
     }
     if (in.payload.size() != want) {
-      return absl::DataLossError(absl::StrCat("payload is ", in.payload.size(),
-                                              " bytes, a ", bits, "-bit map of ", n,
-                                              " indices takes ", want));
+      return absl::DataLossError(absl::StrCat("payload is ", in.payload.size(), " bytes, a ", bits,
+                                              "-bit map of ", n, " indices takes ", want));
     }
     if (absl::Status st = UnpackBits(in.payload, bits, n, out); !st.ok()) return st;
     return CheckRange(*out, grid.dict_size);
@@ -154,13 +148,11 @@ absl::Status DecodeIndices(const EncodedIndices& in, const IndexGrid& grid,
   const uint64_t want = static_cast<uint64_t>(n) * sym;
   if (in.decoded_bytes != want) {
     return absl::InvalidArgumentError(absl::StrCat("decoded size ", in.decoded_bytes,
-                                                   " does not match the grid's ", want,
-                                                   " bytes"));
+                                                   " does not match the grid's ", want, " bytes"));
   }
   if (want > limits.max_decoded_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat("decoded size ", want,
-                                                     " exceeds the limit of ",
-                                                     limits.max_decoded_bytes));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("decoded size ", want, " exceeds the limit of ", limits.max_decoded_bytes));
   }
   // The frame header's own size claim must agree before anything is allocated for it.
   const unsigned long long framed = ZSTD_getFrameContentSize(in.payload.data(), in.payload.size());
@@ -170,8 +162,8 @@ absl::Status DecodeIndices(const EncodedIndices& in, const IndexGrid& grid,
       return absl::ResourceExhaustedError(
           absl::StrCat("zstd frame claims ", framed, " bytes, over the limit"));
     }
-    return absl::DataLossError(absl::StrCat("zstd frame content size does not match the ",
-                                            want, " bytes expected"));
+    return absl::DataLossError(
+        absl::StrCat("zstd frame content size does not match the ", want, " bytes expected"));
   }
   std::string raw(want, '\0');
   const size_t got = ZSTD_decompress(raw.data(), raw.size(), in.payload.data(), in.payload.size());

@@ -30,8 +30,7 @@ struct IndexGrid {
 
   int64_t cells() const { return levels * height * width; }
   bool operator==(const IndexGrid& o) const {
-    return levels == o.levels && height == o.height && width == o.width &&
-           dict_size == o.dict_size;
+    return levels == o.levels && height == o.height && width == o.width && dict_size == o.dict_size;
   }
 };
 
@@ -47,8 +46,8 @@ struct EncodeOptions {
 
 struct EncodedIndices {
   IndexEncoding encoding = IndexEncoding::kBitpack;
-  int bits_per_index = 0;     // bitpack: the width used
-  uint64_t decoded_bytes = 0; // zstd: bytes after decompression (cells · SymbolBytes)
+  int bits_per_index = 0;      // bitpack: the width used
+  uint64_t decoded_bytes = 0;  // zstd: bytes after decompression (cells · SymbolBytes)
   std::string payload;
 };
 

@@ -246,8 +246,11 @@ at::Tensor Int8Net::PfnCanvas(const Pillars& p) const {
   // same for every pillar, so it enters the max as a precomputed level.
   int64_t total = 0;
   for (int32_t k : p.num_points) total += k;
-  at::Tensor x = torch::empty({std::max<int64_t>(total, 1), kPfnInputs}, torch::kUInt8);
-  uint8_t* xd = x.data_ptr<uint8_t>();
+  // Quantized in place: the int8 linear reads this tensor as it is filled here.
+  const at::Tensor qx = at::_empty_affine_quantized(
+      {total, kPfnInputs}, at::device(at::kCPU).dtype(at::kQUInt8), pfn_in_->scale,
+      pfn_in_->zero_point);
+  uint8_t* xd = reinterpret_cast<uint8_t*>(qx.data_ptr<c10::quint8>());
   const float zp = static_cast<float>(pfn_in_->zero_point);
   const float hi = static_cast<float>(qmax_in) - zp, lo = -zp;
   float mul[kPfnInputs];
@@ -269,8 +272,6 @@ at::Tensor Int8Net::PfnCanvas(const Pillars& p) const {
   uint8_t* cd = reinterpret_cast<uint8_t*>(canvas.data_ptr<c10::quint8>());
   std::fill(cd, cd + canvas.numel(), uint8_t{0});
   if (total > 0) {
-    const at::Tensor qx = at::_make_per_tensor_quantized_tensor(
-        x.narrow(0, 0, total), pfn_in_->scale, pfn_in_->zero_point);
     const at::Tensor y = QLinear(qx, pfn_, *pfn_out_).contiguous();
     const uint8_t* yd = reinterpret_cast<const uint8_t*>(y.data_ptr<c10::quint8>());
     for (int i = 0; i < p.num_pillars; ++i) {

@@ -74,7 +74,8 @@ absl::StatusOr<ClusterConfig> LoadClusterConfig(const std::string& path) {
     return c;
   };
   absl::StatusOr<ClusterConfig> c = parse();
-  if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat(path, ": ", c.status().message()));
+  if (!c.ok())
+    return absl::Status(c.status().code(), absl::StrCat(path, ": ", c.status().message()));
   return c;
 }
 

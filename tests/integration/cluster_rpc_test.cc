@@ -1,7 +1,7 @@
 // The cooperative runtime on 127.0.0.1 with real processes: qv2x-fusion and qv2x-agent on
 // the tiny scene (2 vehicles + 1 roadside unit), lock-step so every frame is fused.
-#include <gtest/gtest.h>
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -92,8 +92,8 @@ class FrameCollector {
 
  private:
   void Loop() {
-    auto stub = v1::Fusion::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
-                                                        grpc::InsecureChannelCredentials()));
+    auto stub = v1::Fusion::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials()));
     while (!stop_) {
       grpc::ClientContext ctx;
       ctx.set_wait_for_ready(true);
@@ -231,10 +231,10 @@ TEST_F(ClusterTest, ThreeAgentsEveryFrameFusedAndMetricsExposed) {
   EXPECT_GE(got.back().rolling_ap_size(), 3) << "AP after the first scored frame";
 
   const auto fm = Metrics(fusion_ports_.metrics);
-  for (const char* m : {"qv2x_fusion_received_bytes_total", "qv2x_fusion_feature_fp32_bytes_total",
-                        "qv2x_fusion_e2e_latency_seconds_bucket", "qv2x_fusion_late_messages_total",
-                        "qv2x_fusion_rejected_messages_total", "qv2x_fusion_ap",
-                        "qv2x_build_info"}) {
+  for (const char* m :
+       {"qv2x_fusion_received_bytes_total", "qv2x_fusion_feature_fp32_bytes_total",
+        "qv2x_fusion_e2e_latency_seconds_bucket", "qv2x_fusion_late_messages_total",
+        "qv2x_fusion_rejected_messages_total", "qv2x_fusion_ap", "qv2x_build_info"}) {
     EXPECT_TRUE(qv2x::testing::HasMetric(fm, m)) << m;
   }
   EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_frames_total", {"outcome=\"fused\""}), 12);

@@ -44,10 +44,10 @@ class QuantizerRpcTest : public ::testing::Test {
     meta.config_yaml = m->cfg.source_yaml;
     ASSERT_TRUE(SaveCheckpoint(*m->detector, meta, *dir_ + "/artifacts/tiny.pth").ok());
     const std::string pf = *dir_ + "/quantizer.port";
-    auto p = ChildProcess::Start({Bin("qv2x-quantizer"), "--listen=127.0.0.1:0",
-                                  "--metrics=127.0.0.1:0", "--artifacts=" + *dir_ + "/artifacts",
-                                  "--configs=configs", "--port_file=" + pf},
-                                 *dir_ + "/quantizer.log");
+    auto p = ChildProcess::Start(
+        {Bin("qv2x-quantizer"), "--listen=127.0.0.1:0", "--metrics=127.0.0.1:0",
+         "--artifacts=" + *dir_ + "/artifacts", "--configs=configs", "--port_file=" + pf},
+        *dir_ + "/quantizer.log");
     ASSERT_TRUE(p.ok());
     quantizer_ = p->release();
     auto ports = qv2x::testing::WaitForPortFile(pf, 120, quantizer_);
@@ -147,8 +147,8 @@ TEST_F(QuantizerRpcTest, QuantizesTheTinyModelWithProgressAndReport) {
     }
     EXPECT_TRUE(r[prec]["ap"]["vehicle"].contains("0.5")) << prec;
   }
-  const auto m = qv2x::testing::ParsePrometheusText(*qv2x::testing::HttpGet(ports_->metrics,
-                                                                            "/metrics"));
+  const auto m =
+      qv2x::testing::ParsePrometheusText(*qv2x::testing::HttpGet(ports_->metrics, "/metrics"));
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(qv2x::testing::SumOf(*m, "qv2x_quantizer_jobs_total", {"state=\"done\""}), 1);
   EXPECT_GT(qv2x::testing::SumOf(*m, "qv2x_quantizer_model_bytes", {"precision=\"int8\""}), 0);
@@ -245,16 +245,17 @@ TEST_F(QuantizerRpcTest, LiveSwapToInt8LosesNoFrame) {
     }
   }
   EXPECT_EQ(frames.back().fusion_precision(), v1::PRECISION_INT8);
-  const auto fm = qv2x::testing::ParsePrometheusText(*qv2x::testing::HttpGet(fp->metrics, "/metrics"));
+  const auto fm =
+      qv2x::testing::ParsePrometheusText(*qv2x::testing::HttpGet(fp->metrics, "/metrics"));
   ASSERT_TRUE(fm.ok());
   EXPECT_EQ(qv2x::testing::SumOf(*fm, "qv2x_fusion_rejected_messages_total"), 0)
       << "INT8 indices decode in the same codebook";
-  const auto am = qv2x::testing::ParsePrometheusText(
-      *qv2x::testing::HttpGet(agent1.metrics, "/metrics"));
+  const auto am =
+      qv2x::testing::ParsePrometheusText(*qv2x::testing::HttpGet(agent1.metrics, "/metrics"));
   ASSERT_TRUE(am.ok());
-  EXPECT_GT(qv2x::testing::SumOf(*am, "qv2x_agent_encode_duration_seconds_count",
-                                 {"precision=\"int8\""}),
-            0);
+  EXPECT_GT(
+      qv2x::testing::SumOf(*am, "qv2x_agent_encode_duration_seconds_count", {"precision=\"int8\""}),
+      0);
   EXPECT_GT(qv2x::testing::SumOf(*am, "qv2x_agent_frames_sent_total", {"precision=\"fp32\""}), 0);
   agents.clear();
   fusion->reset();

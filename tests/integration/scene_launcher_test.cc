@@ -31,7 +31,8 @@ std::vector<int> ProcessesWith(const std::string& needle) {
     ss << in.rdbuf();
     std::string cmd = ss.str();
     std::replace(cmd.begin(), cmd.end(), '\0', ' ');
-    if (cmd.find(needle) != std::string::npos && cmd.find("scene_launcher_test") == std::string::npos) {
+    if (cmd.find(needle) != std::string::npos &&
+        cmd.find("scene_launcher_test") == std::string::npos) {
       out.push_back(std::stoi(name));
     }
   }
@@ -107,9 +108,9 @@ TEST_F(SceneLauncherTest, ControlCommandsFindTheSceneAndSigtermStopsEverything) 
   EXPECT_TRUE(out.find("agents [0,1,-1]") != std::string::npos ||
               out.find("agents [0,-1,1]") != std::string::npos)
       << out;
-  ASSERT_EQ(RunCli({"agent", "status", "--agent", "-1", "--endpoints", endpoints},
-                   dir_ + "/s.log", &out),
-            0)
+  ASSERT_EQ(
+      RunCli({"agent", "status", "--agent", "-1", "--endpoints", endpoints}, dir_ + "/s.log", &out),
+      0)
       << out;
   EXPECT_NE(out.find("agent -1: fp32, zstd, connected"), std::string::npos) << out;
   EXPECT_NE(RunCli({"agent", "set-precision", "--agent", "1", "int8", "--endpoints", endpoints},

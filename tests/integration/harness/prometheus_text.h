@@ -18,7 +18,8 @@ absl::StatusOr<Samples> ParsePrometheusText(const std::string& text);
 
 // Sum of every series of metric `name` whose labels include all of `labels` (each
 // `key="value"`).
-double SumOf(const Samples& s, const std::string& name, const std::vector<std::string>& labels = {});
+double SumOf(const Samples& s, const std::string& name,
+             const std::vector<std::string>& labels = {});
 bool HasMetric(const Samples& s, const std::string& name);
 
 }  // namespace qv2x::testing

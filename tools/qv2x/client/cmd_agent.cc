@@ -72,15 +72,14 @@ absl::Status RunAgent(Args& args) {
   const std::string checkpoint = args.GetOr("checkpoint", "");
   const std::string int8 = args.GetOr("int8", "");
   QV2X_RETURN_IF_ERROR(args.Finish());
-  auto stub = v1::AgentControl::NewStub(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto stub =
+      v1::AgentControl::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   if (sub == "status") {
     if (args.positional().size() != 1) return absl::InvalidArgumentError("status takes no value");
     v1::AgentStatus s;
-    QV2X_RETURN_IF_ERROR(
-        services::FromGrpc(stub->GetStatus(&ctx, v1::AgentStatusRequest(), &s)));
+    QV2X_RETURN_IF_ERROR(services::FromGrpc(stub->GetStatus(&ctx, v1::AgentStatusRequest(), &s)));
     PrintStatus(s);
     return absl::OkStatus();
   }
@@ -146,11 +145,12 @@ absl::Status RunWatch(Args& args) {
     for (const auto& c : f.rolling_ap()) {
       if (c.class_name() == "vehicle") vehicle_ap = c.ap_50();
     }
-    std::printf("frame %llu (scenario %d #%d)  agents [%s]  %d boxes  e2e %.1f ms  %llu B  "
-                "vehicle AP@0.5 %.3f\n",
-                static_cast<unsigned long long>(f.frame_id()), f.scenario(), f.frame_index(),
-                ids.c_str(), f.boxes_size(), 1e3 * f.e2e_latency_seconds(),
-                static_cast<unsigned long long>(bytes), vehicle_ap);
+    std::printf(
+        "frame %llu (scenario %d #%d)  agents [%s]  %d boxes  e2e %.1f ms  %llu B  "
+        "vehicle AP@0.5 %.3f\n",
+        static_cast<unsigned long long>(f.frame_id()), f.scenario(), f.frame_index(), ids.c_str(),
+        f.boxes_size(), 1e3 * f.e2e_latency_seconds(), static_cast<unsigned long long>(bytes),
+        vehicle_ap);
     if (boxes) {
       for (const auto& b : f.boxes()) {
         std::printf("  %-10s x %7.2f y %7.2f z %5.2f  l %4.2f w %4.2f h %4.2f  yaw %5.2f  %.2f\n",
@@ -209,13 +209,14 @@ absl::Status RunFusion(Args& args) {
   }
   std::string connected;
   for (int id : s.connected_agents()) absl::StrAppend(&connected, connected.empty() ? "" : ",", id);
-  std::printf("fusion: %s%s, %llu frames fused, %llu dropped, agents connected [%s]\n"
-              "  codebook %s, grid %ux%ux%u (%u codes)\n",
-              PrecisionText(s.precision()).c_str(), s.int8_available() ? " (int8 available)" : "",
-              static_cast<unsigned long long>(s.frames_fused()),
-              static_cast<unsigned long long>(s.frames_dropped()), connected.c_str(),
-              s.codebook_digest().c_str(), s.grid().levels(), s.grid().height(), s.grid().width(),
-              s.grid().dict_size());
+  std::printf(
+      "fusion: %s%s, %llu frames fused, %llu dropped, agents connected [%s]\n"
+      "  codebook %s, grid %ux%ux%u (%u codes)\n",
+      PrecisionText(s.precision()).c_str(), s.int8_available() ? " (int8 available)" : "",
+      static_cast<unsigned long long>(s.frames_fused()),
+      static_cast<unsigned long long>(s.frames_dropped()), connected.c_str(),
+      s.codebook_digest().c_str(), s.grid().levels(), s.grid().height(), s.grid().width(),
+      s.grid().dict_size());
   for (const auto& c : s.rolling_ap()) {
     std::printf("  rolling AP %-10s %.3f / %.3f / %.3f\n", c.class_name().c_str(), c.ap_30(),
                 c.ap_50(), c.ap_70());

@@ -101,8 +101,8 @@ absl::Status RunQuantize(Args& args) {
   }
   std::printf("%-6s %12s %10s %10s %s\n", "", "bytes", "encode p50", "frame p50",
               "AP@0.3/0.5/0.7 per class");
-  for (const auto& [name, s] : {std::make_pair("FP32", &done.fp32()),
-                                std::make_pair("INT8", &done.int8())}) {
+  for (const auto& [name, s] :
+       {std::make_pair("FP32", &done.fp32()), std::make_pair("INT8", &done.int8())}) {
     std::string ap;
     for (const auto& c : s->ap()) {
       absl::StrAppendFormat(&ap, "%s %.3f/%.3f/%.3f  ", c.class_name(), c.ap_30(), c.ap_50(),

@@ -81,9 +81,9 @@ absl::Status RunSceneUp(Args& args) {
   if (frames < 0 || agents < 0) return absl::InvalidArgumentError("--frames and --agents >= 0");
   BlockStopSignals();
   QV2X_ASSIGN_OR_RETURN(std::unique_ptr<SceneLauncher> scene, SceneLauncher::Up(o));
-  std::printf("scene up; %s\n", frames > 0 ? absl::StrCat("stopping after ", frames,
-                                                          " fused frames").c_str()
-                                           : "Ctrl-C stops it");
+  std::printf("scene up; %s\n",
+              frames > 0 ? absl::StrCat("stopping after ", frames, " fused frames").c_str()
+                         : "Ctrl-C stops it");
   std::fflush(stdout);
   QV2X_ASSIGN_OR_RETURN(nlohmann::json summary, scene->Run(frames, print_frames));
   std::printf("%s", SceneSummary::Table(summary).c_str());
@@ -108,7 +108,8 @@ absl::Status RunSceneBench(Args& args) {
   for (absl::string_view s : absl::StrSplit(agents_list, ',', absl::SkipEmpty())) {
     int n = 0;
     if (!absl::SimpleAtoi(s, &n) || n < 1) {
-      return absl::InvalidArgumentError(absl::StrCat("--agents: bad count \"", std::string(s), "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--agents: bad count \"", std::string(s), "\""));
     }
     counts.push_back(n);
   }
@@ -134,15 +135,14 @@ absl::Status RunSceneBench(Args& args) {
       QV2X_ASSIGN_OR_RETURN(nlohmann::json s, scene->Run(frames, false));
       s["agents"] = n;
       s["codec"] = codec;
-      std::printf("%-7d %-7s %7lld %9.0f %9.0f %8.1f %7.2f %8.1fms %8.1fms %8.1fms %8.1fms %7.2f\n",
-                  n, codec.c_str(), static_cast<long long>(s["frames_fused"].get<int64_t>()),
-                  s["bytes_per_message_mean"].get<double>(), s["bytes_per_message_p95"].get<double>(),
-                  s["compression_ratio"].get<double>(), s["index_entropy_bits_mean"].get<double>(),
-                  1e3 * s["encode_latency_p50_s"].get<double>(),
-                  1e3 * s["encode_latency_p95_s"].get<double>(),
-                  1e3 * s["e2e_latency_p50_s"].get<double>(),
-                  1e3 * s["e2e_latency_p95_s"].get<double>(),
-                  s["fused_frames_per_second"].get<double>());
+      std::printf(
+          "%-7d %-7s %7lld %9.0f %9.0f %8.1f %7.2f %8.1fms %8.1fms %8.1fms %8.1fms %7.2f\n", n,
+          codec.c_str(), static_cast<long long>(s["frames_fused"].get<int64_t>()),
+          s["bytes_per_message_mean"].get<double>(), s["bytes_per_message_p95"].get<double>(),
+          s["compression_ratio"].get<double>(), s["index_entropy_bits_mean"].get<double>(),
+          1e3 * s["encode_latency_p50_s"].get<double>(),
+          1e3 * s["encode_latency_p95_s"].get<double>(), 1e3 * s["e2e_latency_p50_s"].get<double>(),
+          1e3 * s["e2e_latency_p95_s"].get<double>(), s["fused_frames_per_second"].get<double>());
       std::fflush(stdout);
       runs.push_back(s);
     }

@@ -22,7 +22,7 @@ struct Endpoint {
 struct Endpoints {
   std::string scene;
   Endpoint fusion;
-  std::map<int, Endpoint> agents;  // by agent id
+  std::map<int, Endpoint> agents;          // by agent id
   std::map<std::string, Endpoint> others;  // trainer, quantizer
 };
 

@@ -77,15 +77,16 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
   if (options.precision) c.precision = *options.precision;
   if (options.checkpoint) c.checkpoint = *options.checkpoint;
   if (!c.checkpoint.empty() && !std::filesystem::exists(c.checkpoint)) {
-    Say(options.verbose, absl::StrCat(c.checkpoint, " not found: every service runs the seeded "
-                                                    "initial (untrained) model"));
+    Say(options.verbose, absl::StrCat(c.checkpoint,
+                                      " not found: every service runs the seeded "
+                                      "initial (untrained) model"));
     c.checkpoint.clear();
   }
-  const int n = options.num_agents > 0 ? options.num_agents
-                                       : static_cast<int>(l->scene_.agents.size());
+  const int n =
+      options.num_agents > 0 ? options.num_agents : static_cast<int>(l->scene_.agents.size());
   if (n > static_cast<int>(l->scene_.agents.size())) {
-    return absl::InvalidArgumentError(absl::StrCat("--agents ", n, ": scene ", l->scene_.name,
-                                                   " has ", l->scene_.agents.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--agents ", n, ": scene ", l->scene_.name, " has ", l->scene_.agents.size()));
   }
   // The ego first, then the others in scene order.
   l->agent_ids_.push_back(l->scene_.ego_id);
@@ -102,7 +103,9 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
   const bool eph = options.ephemeral_ports;
   auto port = [&](int p) { return eph ? 0 : p; };
   // A base of 0 means "the OS picks" for every agent, not ports 0, 1, 2, ...
-  auto agent_port = [&](int base, size_t k) { return eph || base == 0 ? 0 : base + static_cast<int>(k); };
+  auto agent_port = [&](int base, size_t k) {
+    return eph || base == 0 ? 0 : base + static_cast<int>(k);
+  };
 
   // Fusion first: agents need its address.
   Child fusion;
@@ -164,12 +167,13 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
     s.name = name;
     s.port_file = absl::StrCat(l->run_dir_, "/", name, ".port");
     s.log = absl::StrCat(l->run_dir_, "/", name, ".log");
-    s.argv = {absl::StrCat(l->bin_dir_, "/qv2x-", name), "--listen=" + Addr(port(svc.ports.grpc_port)),
+    s.argv = {absl::StrCat(l->bin_dir_, "/qv2x-", name),
+              "--listen=" + Addr(port(svc.ports.grpc_port)),
               "--metrics=" + Addr(port(svc.ports.metrics_port)), "--artifacts=" + svc.artifacts,
               "--port_file=" + s.port_file};
     if (!std::filesystem::exists(s.argv[0])) {
-      return absl::FailedPreconditionError(absl::StrCat("the scene enables the ", name, " but ",
-                                                        s.argv[0], " is not built"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("the scene enables the ", name, " but ", s.argv[0], " is not built"));
     }
     l->children_.push_back(std::move(s));
     QV2X_RETURN_IF_ERROR(l->Spawn(l->children_.back()));
@@ -184,12 +188,13 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
     } else {
       l->endpoints_.others[ch.name] = e;
     }
-    Say(options.verbose, absl::StrCat(ch.name, " serving on ", e.grpc(), ", metrics ", e.metrics()));
+    Say(options.verbose,
+        absl::StrCat(ch.name, " serving on ", e.grpc(), ", metrics ", e.metrics()));
   }
   QV2X_RETURN_IF_ERROR(WriteEndpoints(l->run_dir_ + "/endpoints.json", l->endpoints_));
   Say(options.verbose, absl::StrCat("scene ", l->scene_.name, " up: ", l->agent_ids_.size(),
-                                    " agents; endpoints in ", l->run_dir_, "/endpoints.json, logs in ",
-                                    l->run_dir_));
+                                    " agents; endpoints in ", l->run_dir_,
+                                    "/endpoints.json, logs in ", l->run_dir_));
   return l;
 }
 
@@ -253,9 +258,9 @@ absl::Status SceneLauncher::WaitServing(Child& c, Endpoint* where) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  return absl::DeadlineExceededError(
-      absl::StrCat(c.name, " did not report SERVING within ", options_.startup_timeout_s,
-                   " s (log: ", c.log, ")"));
+  return absl::DeadlineExceededError(absl::StrCat(c.name, " did not report SERVING within ",
+                                                  options_.startup_timeout_s, " s (log: ", c.log,
+                                                  ")"));
 }
 
 void SceneLauncher::Reap(bool restart) {

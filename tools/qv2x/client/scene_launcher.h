@@ -24,7 +24,7 @@ namespace qv2x::cli {
 
 struct LaunchOptions {
   std::string scene_path;
-  std::string run_dir;         // empty: .qv2x-run/<scene name>
+  std::string run_dir;           // empty: .qv2x-run/<scene name>
   bool ephemeral_ports = false;  // port 0 everywhere (the OS picks; see endpoints.json)
   std::optional<std::string> codec, pace, precision, checkpoint;
   int num_agents = 0;  // the first N scene agents (the ego first); 0: all
