@@ -175,20 +175,25 @@ void AgentRunner::Run() {
 std::optional<uint64_t> AgentRunner::NextFrame() {
   const sim::SceneConfig& scene = sim_->config();
   if (options_.pace == Pace::kRealtime) {
+    // An agent slower than the scene rate encodes every stride-th tick, the stride a power
+    // of two that covers its recent frame time. Powers of two keep agents aligned: a slower
+    // agent's frames are a subset of a faster one's, so frames still get fused together.
     const uint64_t tick = sim::TickAt(scene, NowUnixNs(), options_.epoch_ns);
     std::lock_guard<std::mutex> lock(mu_);
-    if (last_sent_ && tick <= *last_sent_) {
-      const int64_t wait_ns =
-          sim::TickTimeNs(scene, *last_sent_ + 1, options_.epoch_ns) - NowUnixNs();
+    const uint64_t stride = stride_;
+    uint64_t target = (tick + stride - 1) / stride * stride;
+    if (last_sent_ && target <= *last_sent_) target = (*last_sent_ / stride + 1) * stride;
+    if (target > tick) {
+      const int64_t wait_ns = sim::TickTimeNs(scene, target, options_.epoch_ns) - NowUnixNs();
       std::this_thread::sleep_for(
           std::chrono::nanoseconds(std::clamp<int64_t>(wait_ns, 0, 100'000'000)));
       return std::nullopt;
     }
-    if (last_sent_ && tick > *last_sent_ + 1) {
-      frames_skipped_ += tick - *last_sent_ - 1;
-      metrics_->skipped.Increment(static_cast<double>(tick - *last_sent_ - 1));
+    if (last_sent_ && target > *last_sent_ + 1) {
+      frames_skipped_ += target - *last_sent_ - 1;
+      metrics_->skipped.Increment(static_cast<double>(target - *last_sent_ - 1));
     }
-    return tick;
+    return target;
   }
   // Lock-step: at most `ahead` frames beyond the one the fusion service works on.
   const std::optional<uint64_t> closed = link_.closed();
@@ -208,6 +213,7 @@ std::optional<uint64_t> AgentRunner::NextFrame() {
 
 bool AgentRunner::EncodeAndSend(uint64_t frame_id) {
   const sim::SceneInstant at = sim::InstantOf(sim_->config(), frame_id);
+  const int64_t sweep_start_ns = NowUnixNs();
   absl::StatusOr<AgentFrame> sweep = sim_->SimulateAgent(at.scenario, at.index, options_.agent_id);
   if (!sweep.ok()) {
     services::LogError(absl::StrCat("frame ", frame_id, ": ", sweep.status().message()));
@@ -215,6 +221,7 @@ bool AgentRunner::EncodeAndSend(uint64_t frame_id) {
     return false;
   }
   const int64_t capture_ns = NowUnixNs();
+  const double sweep_s = (capture_ns - sweep_start_ns) * 1e-9;
   std::shared_ptr<AgentModel> model;
   Precision precision;
   uint64_t generation;
@@ -282,6 +289,14 @@ bool AgentRunner::EncodeAndSend(uint64_t frame_id) {
       .Add({{"agent", metrics_->agent}, {"encoding", ename}}, Metrics::SizeBuckets())
       .Observe(static_cast<double>(size));
   std::lock_guard<std::mutex> lock(mu_);
+  if (options_.pace == Pace::kRealtime) {
+    // Frame time in ticks (sweep to sent), smoothed; the stride follows with hysteresis.
+    const double cycle_s = (NowUnixNs() - capture_ns) * 1e-9 + sweep_s;
+    cycle_ema_s_ = cycle_ema_s_ == 0 ? cycle_s : 0.8 * cycle_ema_s_ + 0.2 * cycle_s;
+    const double need = cycle_ema_s_ * sim_->config().rate_hz;
+    while (stride_ < 64 && need > static_cast<double>(stride_)) stride_ *= 2;
+    while (stride_ > 1 && need < 0.7 * static_cast<double>(stride_ / 2)) stride_ /= 2;
+  }
   ++frames_sent_;
   bytes_sent_ += size;
   last_sent_ = frame_id;

@@ -84,6 +84,8 @@ class AgentRunner final : public v1::AgentControl::Service {
   std::optional<uint64_t> last_sent_;
   uint64_t next_lockstep_ = 0;
   std::optional<uint64_t> connect_base_;  // lockstep: watermark stand-in after (re)connect
+  uint64_t stride_ = 1;                   // realtime: ticks between frames (a power of two)
+  double cycle_ema_s_ = 0;                // realtime: smoothed frame time
   std::atomic<bool> stop_{false};
 };
 
