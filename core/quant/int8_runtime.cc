@@ -247,9 +247,9 @@ at::Tensor Int8Net::PfnCanvas(const Pillars& p) const {
   int64_t total = 0;
   for (int32_t k : p.num_points) total += k;
   // Quantized in place: the int8 linear reads this tensor as it is filled here.
-  const at::Tensor qx = at::_empty_affine_quantized(
-      {total, kPfnInputs}, at::device(at::kCPU).dtype(at::kQUInt8), pfn_in_->scale,
-      pfn_in_->zero_point);
+  const at::Tensor qx =
+      at::_empty_affine_quantized({total, kPfnInputs}, at::device(at::kCPU).dtype(at::kQUInt8),
+                                  pfn_in_->scale, pfn_in_->zero_point);
   uint8_t* xd = reinterpret_cast<uint8_t*>(qx.data_ptr<c10::quint8>());
   const float zp = static_cast<float>(pfn_in_->zero_point);
   const float hi = static_cast<float>(qmax_in) - zp, lo = -zp;
