@@ -18,12 +18,6 @@ using prometheus::Family;
 using prometheus::Gauge;
 using prometheus::Histogram;
 
-int64_t NowUnixNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 v1::Precision ToProto(Precision p) {
   return p == Precision::kInt8 ? v1::PRECISION_INT8 : v1::PRECISION_FP32;
 }
@@ -178,13 +172,13 @@ std::optional<uint64_t> AgentRunner::NextFrame() {
     // An agent slower than the scene rate encodes every stride-th tick, the stride a power
     // of two that covers its recent frame time. Powers of two keep agents aligned: a slower
     // agent's frames are a subset of a faster one's, so frames still get fused together.
-    const uint64_t tick = sim::TickAt(scene, NowUnixNs(), options_.epoch_ns);
+    const uint64_t tick = sim::TickAt(scene, sim::NowUnixNs(), options_.epoch_ns);
     std::lock_guard<std::mutex> lock(mu_);
     const uint64_t stride = stride_;
     uint64_t target = (tick + stride - 1) / stride * stride;
     if (last_sent_ && target <= *last_sent_) target = (*last_sent_ / stride + 1) * stride;
     if (target > tick) {
-      const int64_t wait_ns = sim::TickTimeNs(scene, target, options_.epoch_ns) - NowUnixNs();
+      const int64_t wait_ns = sim::TickTimeNs(scene, target, options_.epoch_ns) - sim::NowUnixNs();
       std::this_thread::sleep_for(
           std::chrono::nanoseconds(std::clamp<int64_t>(wait_ns, 0, 100'000'000)));
       return std::nullopt;
@@ -213,14 +207,14 @@ std::optional<uint64_t> AgentRunner::NextFrame() {
 
 bool AgentRunner::EncodeAndSend(uint64_t frame_id) {
   const sim::SceneInstant at = sim::InstantOf(sim_->config(), frame_id);
-  const int64_t sweep_start_ns = NowUnixNs();
+  const int64_t sweep_start_ns = sim::NowUnixNs();
   absl::StatusOr<AgentFrame> sweep = sim_->SimulateAgent(at.scenario, at.index, options_.agent_id);
   if (!sweep.ok()) {
     services::LogError(absl::StrCat("frame ", frame_id, ": ", sweep.status().message()));
     Stop();
     return false;
   }
-  const int64_t capture_ns = NowUnixNs();
+  const int64_t capture_ns = sim::NowUnixNs();
   const double sweep_s = (capture_ns - sweep_start_ns) * 1e-9;
   std::shared_ptr<AgentModel> model;
   Precision precision;
@@ -291,7 +285,7 @@ bool AgentRunner::EncodeAndSend(uint64_t frame_id) {
   std::lock_guard<std::mutex> lock(mu_);
   if (options_.pace == Pace::kRealtime) {
     // Frame time in ticks (sweep to sent), smoothed; the stride follows with hysteresis.
-    const double cycle_s = (NowUnixNs() - capture_ns) * 1e-9 + sweep_s;
+    const double cycle_s = (sim::NowUnixNs() - capture_ns) * 1e-9 + sweep_s;
     cycle_ema_s_ = cycle_ema_s_ == 0 ? cycle_s : 0.8 * cycle_ema_s_ + 0.2 * cycle_s;
     const double need = cycle_ema_s_ * sim_->config().rate_hz;
     while (stride_ < 64 && need > static_cast<double>(stride_)) stride_ *= 2;

@@ -108,12 +108,7 @@ int Run() {
   agent::AgentRunner runner(options, &*simulator, *model, *precision, host.registry());
   host.AddService(&runner);
   host.OnShutdown([&] { runner.Stop(); });
-  if (absl::Status st = host.Start(); !st.ok()) {
-    LogError(st.message());
-    return 1;
-  }
-  if (absl::Status st = qv2x::services::WritePortFile(absl::GetFlag(FLAGS_port_file), host);
-      !st.ok()) {
+  if (absl::Status st = host.StartAndAnnounce(absl::GetFlag(FLAGS_port_file)); !st.ok()) {
     LogError(st.message());
     return 1;
   }

@@ -13,12 +13,6 @@ using prometheus::Family;
 using prometheus::Gauge;
 using prometheus::Histogram;
 
-int64_t NowUnixNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 Histogram::BucketBoundaries LatencyBuckets() {
   return {0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10};
 }
@@ -321,7 +315,7 @@ void FusionService::FuseLoop() {
         for (const ReceivedMessage& m : f.messages) {
           first_capture = std::min(first_capture, m.capture_time_ns);
         }
-        const double e2e = (NowUnixNs() - first_capture) * 1e-9;
+        const double e2e = (sim::NowUnixNs() - first_capture) * 1e-9;
         v1::DetectionFrame out;
         out.set_frame_id(f.frame_id);
         const sim::SceneInstant at = engine_->Instant(f.frame_id);

@@ -100,13 +100,8 @@ int Run() {
   qv2x::fusion::FusionService service(engine->get(), options, host.registry());
   host.AddService(&service);
   host.OnShutdown([&] { service.Stop(); });
-  if (absl::Status st = host.Start(); !st.ok()) {
-    LogError(st.message());
-    return 1;
-  }
   service.Start();
-  if (absl::Status st = qv2x::services::WritePortFile(absl::GetFlag(FLAGS_port_file), host);
-      !st.ok()) {
+  if (absl::Status st = host.StartAndAnnounce(absl::GetFlag(FLAGS_port_file)); !st.ok()) {
     LogError(st.message());
     return 1;
   }

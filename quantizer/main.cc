@@ -34,12 +34,7 @@ int main(int argc, char** argv) {
       host.registry());
   host.AddService(&service);
   host.OnShutdown([&] { service.CancelAll(); });
-  if (absl::Status st = host.Start(); !st.ok()) {
-    qv2x::services::LogError(st.message());
-    return 1;
-  }
-  if (absl::Status st = qv2x::services::WritePortFile(absl::GetFlag(FLAGS_port_file), host);
-      !st.ok()) {
+  if (absl::Status st = host.StartAndAnnounce(absl::GetFlag(FLAGS_port_file)); !st.ok()) {
     qv2x::services::LogError(st.message());
     return 1;
   }

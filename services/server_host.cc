@@ -83,6 +83,11 @@ absl::Status ServerHost::Start() {
   return absl::OkStatus();
 }
 
+absl::Status ServerHost::StartAndAnnounce(const std::string& port_file) {
+  if (absl::Status st = Start(); !st.ok()) return st;
+  return WritePortFile(port_file, *this);
+}
+
 void ServerHost::RequestShutdown() { shutdown_requested_ = true; }
 
 void ServerHost::Wait() {

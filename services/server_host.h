@@ -40,6 +40,9 @@ class ServerHost {
   void OnShutdown(std::function<void()> fn) { on_shutdown_.push_back(std::move(fn)); }
 
   absl::Status Start();
+  // Start(), then WritePortFile(port_file) so that a launcher that asked for port 0 can
+  // find the service.
+  absl::Status StartAndAnnounce(const std::string& port_file);
   int port() const { return port_; }
   int metrics_port() const;
   // Blocks until SIGTERM / SIGINT or RequestShutdown(), then shuts down gracefully.

@@ -4,6 +4,7 @@
 #ifndef QV2X_CORE_SIM_SCENE_CLOCK_H_
 #define QV2X_CORE_SIM_SCENE_CLOCK_H_
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 
@@ -20,6 +21,13 @@ inline SceneInstant InstantOf(const SceneConfig& c, uint64_t frame_id) {
   const uint64_t per = static_cast<uint64_t>(c.frames_per_scenario);
   const uint64_t t = frame_id % (per * static_cast<uint64_t>(c.scenarios));
   return {static_cast<int>(t / per), static_cast<int>(t % per)};
+}
+
+// Wall-clock time (ns since the Unix epoch): capture times and ticks are on this clock.
+inline int64_t NowUnixNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 // The tick at wall-clock time `now_ns` for a scene clock started at `epoch_ns`.
