@@ -2,7 +2,8 @@
 # Quantizes the shipped CPU-preset stage-3 model to INT8 through the quantizer RPC (the way
 # a user would): starts qv2x-quantizer with models/ as its artifacts folder, runs
 # `qv2x quantize`, writes models/cpu-stage3.int8 and models/cpu-int8-report.json, stops it.
-# Usage: scripts/quantize-shipped-model.sh [extra `qv2x quantize` flags, e.g. --iters-w 5000]
+# Usage: scripts/quantize-shipped-model.sh [extra `qv2x quantize` flags, e.g. --iters-w 2000
+#        --n-bits-w 4]; W8A8 with the SPEC defaults otherwise.
 # Env: BUILD_DIR (default build), OUT (artifact name, default cpu-stage3.int8),
 #      REPORT (default cpu-int8-report.json).
 set -euo pipefail
@@ -21,4 +22,4 @@ for _ in $(seq 600); do [ -s "$run/port" ] && break; sleep 0.1; done
 port=$(cut -d' ' -f1 "$run/port")
 "$BUILD_DIR/bin/qv2x" quantize --quantizer "127.0.0.1:$port" \
   --checkpoint cpu-stage3.pth --config configs/cpu/stage3.yaml --out "$OUT" \
-  --report "$REPORT" --n-bits-w 8 --n-bits-a 8 "$@"
+  --report "$REPORT" "$@"

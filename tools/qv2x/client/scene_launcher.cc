@@ -81,6 +81,14 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
                                       " not found: every service runs the seeded "
                                       "initial (untrained) model"));
     c.checkpoint.clear();
+    c.int8_artifact.clear();  // quantized from that checkpoint: its codebook would differ
+  }
+  if (!c.int8_artifact.empty() && !std::filesystem::exists(c.int8_artifact)) {
+    Say(options.verbose, absl::StrCat(c.int8_artifact, " not found: agents run FP32 only"));
+    c.int8_artifact.clear();
+  }
+  if (c.precision == "int8" && c.int8_artifact.empty()) {
+    return absl::FailedPreconditionError("precision int8 needs an INT8 artifact");
   }
   const int n =
       options.num_agents > 0 ? options.num_agents : static_cast<int>(l->scene_.agents.size());
