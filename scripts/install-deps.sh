@@ -49,9 +49,19 @@ SUDO=""
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   $SUDO apt-get update -qq
+  # prometheus is installed for promtool only: keep its daemon from starting (its postinst
+  # fails the install where a service cannot start) unless a policy already decides.
+  policy=/usr/sbin/policy-rc.d
+  added_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod +x "$policy"
+    added_policy=1
+  fi
   # BLIS first in the same transaction so that it satisfies libtorch's libblas.so.3.
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     libblis4-openmp "${missing[@]}"
+  [ "$added_policy" = 0 ] || $SUDO rm -f "$policy"
 fi
 
 openblas=$(dpkg-query -W -f='${Package} ${Status}\n' 'libopenblas*' 2>/dev/null |
