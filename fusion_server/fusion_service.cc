@@ -61,9 +61,9 @@ struct FusionService::Metrics {
   Family<Counter>& late;
   Family<Counter>& missing;
   Family<Counter>& frames;
-  Family<Histogram>& e2e;
-  Family<Histogram>& fuse;
-  Family<Histogram>& agents_per_frame;
+  Histogram& e2e;
+  Histogram& fuse;
+  Histogram& agents_per_frame;
   Family<Histogram>& message_bytes;
   Family<Gauge>& connected;
   Family<Gauge>& ap;
@@ -100,15 +100,18 @@ struct FusionService::Metrics {
         e2e(prometheus::BuildHistogram()
                 .Name("qv2x_fusion_e2e_latency_seconds")
                 .Help("Earliest capture time of a frame's sweeps to its boxes")
-                .Register(r)),
+                .Register(r)
+                .Add({}, LatencyBuckets())),
         fuse(prometheus::BuildHistogram()
                  .Name("qv2x_fusion_fuse_duration_seconds")
                  .Help("Decode, warp, fusion, heads and NMS of one frame")
-                 .Register(r)),
+                 .Register(r)
+                 .Add({}, LatencyBuckets())),
         agents_per_frame(prometheus::BuildHistogram()
                              .Name("qv2x_fusion_agents_per_frame")
                              .Help("Agents fused into each frame")
-                             .Register(r)),
+                             .Register(r)
+                             .Add({}, Histogram::BucketBoundaries{1, 2, 3, 4, 5, 6, 8, 12, 16})),
         message_bytes(prometheus::BuildHistogram()
                           .Name("qv2x_fusion_message_bytes")
                           .Help("Serialized size of accepted feature messages, by encoding")
@@ -147,9 +150,6 @@ FusionService::FusionService(FusionEngine* engine, FusionOptions options,
     metrics_->rejected.Add({{"reason", ReasonLabel(static_cast<v1::RejectReason>(r))}});
   }
   for (const char* o : {"fused", "no_ego", "error"}) metrics_->frames.Add({{"outcome", o}});
-  metrics_->e2e.Add({}, LatencyBuckets());
-  metrics_->fuse.Add({}, LatencyBuckets());
-  metrics_->agents_per_frame.Add({}, Histogram::BucketBoundaries{1, 2, 3, 4, 5, 6, 8, 12, 16});
   metrics_->connected.Add({});
   for (int c = 0; c < kNumClasses; ++c) {
     for (const char* iou : {"0.3", "0.5", "0.7"}) {
@@ -343,10 +343,9 @@ void FusionService::FuseLoop() {
         out.set_fuse_seconds(fused->fuse_seconds);
         for (int id : f.missing) out.add_missing_agents(id);
         metrics_->frames.Add({{"outcome", "fused"}}).Increment();
-        metrics_->e2e.Add({}, LatencyBuckets()).Observe(e2e);
-        metrics_->fuse.Add({}, LatencyBuckets()).Observe(fused->fuse_seconds);
-        metrics_->agents_per_frame.Add({}, Histogram::BucketBoundaries{1, 2, 3, 4, 5, 6, 8, 12, 16})
-            .Observe(static_cast<double>(fused->agents.size()));
+        metrics_->e2e.Observe(e2e);
+        metrics_->fuse.Observe(fused->fuse_seconds);
+        metrics_->agents_per_frame.Observe(static_cast<double>(fused->agents.size()));
         {
           std::lock_guard<std::mutex> g(mu_);
           ++frames_fused_;
