@@ -106,8 +106,10 @@ AgentRunner::AgentRunner(AgentOptions options, const sim::Simulator* simulator,
               ++frames_rejected_;
               std::string reason = v1::RejectReason_Name(ack.reason());
               metrics_->rejected.Add({{"agent", metrics_->agent}, {"reason", reason}}).Increment();
-              services::LogWarning(absl::StrCat("fusion refused frame ", ack.frame_id(), ": ",
-                                                reason, ": ", ack.detail()));
+              if (frames_rejected_ <= 10 || frames_rejected_ % 100 == 0) {  // no log flood
+                services::LogWarning(absl::StrCat("fusion refused frame ", ack.frame_id(), ": ",
+                                                  reason, ": ", ack.detail()));
+              }
             }),
       model_(std::move(model)),
       precision_(precision),

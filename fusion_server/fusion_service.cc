@@ -204,6 +204,7 @@ grpc::Status FusionService::StreamFeatures(
     }
   });
   std::optional<int> linked;  // the agent this stream speaks for, once known
+  uint64_t rejections = 0;
   v1::FeatureMessage msg;
   while (stream->Read(&msg)) {
     v1::FeatureStreamReply reply;
@@ -250,9 +251,13 @@ grpc::Status FusionService::StreamFeatures(
       metrics_->rejected.Add({{"reason", ReasonLabel(why.reason)}}).Increment();
       ack->set_reason(why.reason);
       ack->set_detail(why.detail);
-      services::LogWarning(absl::StrCat("rejected agent ", msg.agent_id(), " frame ",
-                                        msg.frame_id(), ": ", ReasonLabel(why.reason), ": ",
-                                        why.detail));
+      // The counter has every rejection; the log the first few and then one in 100, so a
+      // misbehaving agent cannot flood it.
+      if (++rejections <= 10 || rejections % 100 == 0) {
+        services::LogWarning(absl::StrCat(
+            "rejected agent ", msg.agent_id(), " frame ", msg.frame_id(), " (", rejections,
+            " on this stream): ", ReasonLabel(why.reason), ": ", why.detail));
+      }
     }
     conn->Push(std::move(reply));
   }
