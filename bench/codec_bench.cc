@@ -17,6 +17,7 @@
 
 #include "benchmark/benchmark.h"
 #include "core/codec/index_codec.h"
+#include "core/common/percentile.h"
 #include "core/model/runtime_model.h"
 #include "core/sim/scene_config.h"
 #include "core/sim/simulator.h"
@@ -33,12 +34,6 @@ struct MapSet {
   uint64_t fp32_bytes = 0;
   std::vector<std::vector<int32_t>> maps;
 };
-
-double Pct(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  const size_t rank = static_cast<size_t>(std::ceil(q * v.size()));
-  return v[std::clamp<size_t>(rank, 1, v.size()) - 1];
-}
 
 // A FeatureMessage as an agent sends it, to count metadata too.
 uint64_t MessageBytes(const codec::EncodedIndices& e, const codec::IndexGrid& g) {
@@ -175,7 +170,7 @@ int main(int argc, char** argv) {
       const double limit = h * s.grid.cells() / 8;
       std::printf("%-14s %-8s %5zu %10llu %9.0f %9.0f %9.0f %10.1f %9.3f %9.0f\n", s.name.c_str(),
                   codec::EncodingName(e), s.maps.size(),
-                  static_cast<unsigned long long>(s.fp32_bytes), mean, Pct(msg, 0.95), pay,
+                  static_cast<unsigned long long>(s.fp32_bytes), mean, Percentile(msg, 0.95), pay,
                   s.fp32_bytes / mean, h, limit);
       out.push_back({{"grid", s.name},
                      {"grid_shape", {s.grid.levels, s.grid.height, s.grid.width}},
@@ -184,7 +179,7 @@ int main(int argc, char** argv) {
                      {"maps", s.maps.size()},
                      {"fp32_feature_bytes", s.fp32_bytes},
                      {"message_bytes_mean", mean},
-                     {"message_bytes_p95", Pct(msg, 0.95)},
+                     {"message_bytes_p95", Percentile(msg, 0.95)},
                      {"payload_bytes_mean", pay},
                      {"ratio_to_fp32", s.fp32_bytes / mean},
                      {"index_entropy_bits", h},

@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "absl/strings/str_format.h"
+#include "core/common/percentile.h"
 
 namespace qv2x::cli {
 namespace {
@@ -17,14 +18,6 @@ std::string EncodingLabel(v1::IndexEncoding e) {
 }
 
 }  // namespace
-
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  // Nearest rank.
-  const size_t rank = static_cast<size_t>(std::ceil(q * v.size()));
-  return v[std::clamp<size_t>(rank, 1, v.size()) - 1];
-}
 
 void SceneSummary::Add(const v1::DetectionFrame& frame, double received_at_s) {
   agents_per_frame_.push_back(frame.agents_size());

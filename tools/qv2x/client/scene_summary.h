@@ -40,8 +40,6 @@ class SceneSummary {
   v1::DetectionFrame last_;
 };
 
-double Percentile(std::vector<double> v, double q);
-
 }  // namespace qv2x::cli
 
 #endif  // QV2X_TOOLS_QV2X_CLIENT_SCENE_SUMMARY_H_
