@@ -31,6 +31,11 @@ absl::StatusOr<OptionalService> ReadOptional(YamlReader& parent, const std::stri
 
 }  // namespace
 
+ServicePorts ClusterConfig::AgentPorts(size_t k) const {
+  auto at = [k](int base) { return base == 0 ? 0 : base + static_cast<int>(k); };
+  return {at(agent_grpc_port_base), at(agent_metrics_port_base)};
+}
+
 absl::StatusOr<ClusterConfig> LoadClusterConfig(const std::string& path) {
   QV2X_ASSIGN_OR_RETURN(YamlReader root, YamlReader::FromFile(path));
   if (!root.Has("cluster")) {

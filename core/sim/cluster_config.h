@@ -39,6 +39,9 @@ struct ClusterConfig {
   int agent_grpc_port_base = 0;
   int agent_metrics_port_base = 0;
   OptionalService trainer, quantizer;
+
+  // Ports of agent k (scene order): base + k, or 0 (the OS picks) where a base is 0.
+  ServicePorts AgentPorts(size_t k) const;
 };
 
 // The `cluster` section of the scene file `path`; NotFound when the file has none.

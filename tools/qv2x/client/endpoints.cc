@@ -74,9 +74,10 @@ absl::StatusOr<Endpoints> EndpointsFromScene(const std::string& scene_path) {
   e.fusion.grpc_port = c.fusion.grpc_port;
   e.fusion.metrics_port = c.fusion.metrics_port;
   for (size_t k = 0; k < scene.agents.size(); ++k) {
+    const sim::ServicePorts p = c.AgentPorts(k);
     Endpoint a;
-    a.grpc_port = c.agent_grpc_port_base + static_cast<int>(k);
-    a.metrics_port = c.agent_metrics_port_base + static_cast<int>(k);
+    a.grpc_port = p.grpc_port;
+    a.metrics_port = p.metrics_port;
     e.agents[scene.agents[k].id] = a;
   }
   return e;

@@ -110,10 +110,6 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
   l->bin_dir_ = SelfDir();
   const bool eph = options.ephemeral_ports;
   auto port = [&](int p) { return eph ? 0 : p; };
-  // A base of 0 means "the OS picks" for every agent, not ports 0, 1, 2, ...
-  auto agent_port = [&](int base, size_t k) {
-    return eph || base == 0 ? 0 : base + static_cast<int>(k);
-  };
 
   // Fusion first: agents need its address.
   Child fusion;
@@ -158,8 +154,8 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
               "--int8_artifact=" + c.int8_artifact,
               "--precision=" + c.precision,
               "--fusion=" + l->endpoints_.fusion.grpc(),
-              "--listen=" + Addr(agent_port(c.agent_grpc_port_base, k)),
-              "--metrics=" + Addr(agent_port(c.agent_metrics_port_base, k)),
+              "--listen=" + Addr(port(c.AgentPorts(k).grpc_port)),
+              "--metrics=" + Addr(port(c.AgentPorts(k).metrics_port)),
               "--codec=" + c.codec,
               "--pace=" + c.pace,
               absl::StrCat("--epoch_ms=", epoch_ms),
