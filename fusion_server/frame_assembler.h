@@ -62,7 +62,6 @@ class FrameAssembler {
 
   std::optional<uint64_t> last_closed() const { return last_closed_; }
   size_t pending() const { return pending_.size(); }
-  bool expected(int agent_id) const { return agents_.count(agent_id) > 0; }
   std::vector<int> connected_agents() const;
 
  private:

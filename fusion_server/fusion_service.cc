@@ -50,7 +50,6 @@ struct FusionService::Connection {
 
 struct FusionService::Watcher {
   std::deque<v1::DetectionFrame> queue;
-  uint64_t dropped = 0;
 };
 
 struct FusionService::Metrics {
@@ -66,6 +65,7 @@ struct FusionService::Metrics {
   Histogram& agents_per_frame;
   Family<Histogram>& message_bytes;
   Family<Gauge>& connected;
+  Counter& watcher_dropped;
   Family<Gauge>& ap;
 
   explicit Metrics(prometheus::Registry& r)
@@ -120,6 +120,11 @@ struct FusionService::Metrics {
                       .Name("qv2x_fusion_connected_agents")
                       .Help("Agents with an open feature stream")
                       .Register(r)),
+        watcher_dropped(prometheus::BuildCounter()
+                            .Name("qv2x_fusion_watcher_dropped_frames_total")
+                            .Help("Detection frames a slow WatchDetections subscriber missed")
+                            .Register(r)
+                            .Add({})),
         ap(prometheus::BuildGauge()
                .Name("qv2x_fusion_ap")
                .Help("Rolling average precision of the fused detections (global sort)")
@@ -285,7 +290,7 @@ void FusionService::Publish(const v1::DetectionFrame& frame) {
   for (const auto& w : watchers_) {
     if (w->queue.size() >= options_.watcher_queue) {
       w->queue.pop_front();
-      ++w->dropped;
+      metrics_->watcher_dropped.Increment();
     }
     w->queue.push_back(frame);
   }

@@ -40,7 +40,6 @@ class SceneLauncher {
 
   const Endpoints& endpoints() const { return endpoints_; }
   const std::string& run_dir() const { return run_dir_; }
-  int num_agents() const { return static_cast<int>(agent_ids_.size()); }
 
   // Supervises the services and aggregates fused frames until `frames` were fused (0:
   // until SIGINT / SIGTERM). Returns the run summary (see SceneSummary).
