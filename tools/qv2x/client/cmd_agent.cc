@@ -41,7 +41,21 @@ absl::StatusOr<std::string> AgentAddress(Args& args, int64_t id) {
   return it->second.grpc();
 }
 
+// The fusion service's address: `flag` (--fusion or --address) or the scene's endpoints.
+absl::StatusOr<std::string> FusionAddress(Args& args, const std::string& flag) {
+  if (auto a = args.Get(flag)) return *a;
+  QV2X_ASSIGN_OR_RETURN(Endpoints e, ResolveEndpoints(args.GetOr("endpoints", ""),
+                                                      args.GetOr("scene", kDefaultScene)));
+  return e.fusion.grpc();
+}
+
 std::string PrecisionText(v1::Precision p) { return p == v1::PRECISION_INT8 ? "int8" : "fp32"; }
+
+absl::StatusOr<v1::Precision> ParsePrecisionArg(const std::string& p) {
+  if (p == "fp32") return v1::PRECISION_FP32;
+  if (p == "int8") return v1::PRECISION_INT8;
+  return absl::InvalidArgumentError(absl::StrCat("precision must be fp32 or int8, got ", p));
+}
 
 void PrintStatus(const v1::AgentStatus& s) {
   std::printf(
@@ -88,12 +102,9 @@ absl::Status RunAgent(Args& args) {
     if (args.positional().size() != 2) {
       return absl::InvalidArgumentError("set-precision takes fp32 or int8");
     }
-    const std::string p = args.positional()[1];
-    if (p != "fp32" && p != "int8") {
-      return absl::InvalidArgumentError(absl::StrCat("precision must be fp32 or int8, got ", p));
-    }
+    QV2X_ASSIGN_OR_RETURN(v1::Precision p, ParsePrecisionArg(args.positional()[1]));
     v1::SetPrecisionRequest req;
-    req.set_precision(p == "int8" ? v1::PRECISION_INT8 : v1::PRECISION_FP32);
+    req.set_precision(p);
     QV2X_RETURN_IF_ERROR(services::FromGrpc(stub->SetPrecision(&ctx, req, &reply)));
   } else if (sub == "load") {
     v1::LoadModelRequest req;
@@ -117,14 +128,7 @@ Prints every fused frame as the fusion service publishes it: frame, agents fused
 end-to-end latency, bytes received, rolling vehicle AP@0.5; --boxes lists the boxes.)";
 
 absl::Status RunWatch(Args& args) {
-  std::string address;
-  if (auto f = args.Get("fusion")) {
-    address = *f;
-  } else {
-    QV2X_ASSIGN_OR_RETURN(Endpoints e, ResolveEndpoints(args.GetOr("endpoints", ""),
-                                                        args.GetOr("scene", kDefaultScene)));
-    address = e.fusion.grpc();
-  }
+  QV2X_ASSIGN_OR_RETURN(std::string address, FusionAddress(args, "fusion"));
   QV2X_ASSIGN_OR_RETURN(int64_t frames, args.IntOr("frames", 0));
   const bool boxes = args.Switch("boxes");
   QV2X_RETURN_IF_ERROR(args.Finish());
@@ -181,14 +185,7 @@ a switch applies from the next frame fused.)";
 absl::Status RunFusion(Args& args) {
   if (args.positional().empty()) return absl::InvalidArgumentError("expected a subcommand");
   const std::string sub = args.positional()[0];
-  std::string address;
-  if (auto a = args.Get("address")) {
-    address = *a;
-  } else {
-    QV2X_ASSIGN_OR_RETURN(Endpoints e, ResolveEndpoints(args.GetOr("endpoints", ""),
-                                                        args.GetOr("scene", kDefaultScene)));
-    address = e.fusion.grpc();
-  }
+  QV2X_ASSIGN_OR_RETURN(std::string address, FusionAddress(args, "address"));
   QV2X_RETURN_IF_ERROR(args.Finish());
   auto stub = v1::Fusion::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
@@ -197,12 +194,9 @@ absl::Status RunFusion(Args& args) {
   if (sub == "status" && args.positional().size() == 1) {
     QV2X_RETURN_IF_ERROR(services::FromGrpc(stub->GetStatus(&ctx, {}, &s)));
   } else if (sub == "set-precision" && args.positional().size() == 2) {
-    const std::string p = args.positional()[1];
-    if (p != "fp32" && p != "int8") {
-      return absl::InvalidArgumentError(absl::StrCat("precision must be fp32 or int8, got ", p));
-    }
+    QV2X_ASSIGN_OR_RETURN(v1::Precision p, ParsePrecisionArg(args.positional()[1]));
     v1::FusionPrecisionRequest req;
-    req.set_precision(p == "int8" ? v1::PRECISION_INT8 : v1::PRECISION_FP32);
+    req.set_precision(p);
     QV2X_RETURN_IF_ERROR(services::FromGrpc(stub->SetPrecision(&ctx, req, &s)));
   } else {
     return absl::InvalidArgumentError("expected `status` or `set-precision fp32|int8`");
