@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "services/eval_proto.h"
 #include "services/log.h"
 
 namespace qv2x::fusion {
@@ -394,19 +395,12 @@ void FusionService::ScoreLoop() {
           absl::StrCat("scoring frame ", frame.frame_id, ": ", r.status().message()));
       continue;
     }
-    std::vector<v1::ClassAp> ap;
+    std::vector<v1::ClassAp> ap = services::ClassAps(*r);
     static const char* kIou[] = {"0.3", "0.5", "0.7"};
     for (int c = 0; c < kNumClasses; ++c) {
-      v1::ClassAp a;
-      const char* name = ClassName(static_cast<ObjectClass>(c));
-      a.set_class_name(name);
-      a.set_ap_30(r->ap[c][0]);
-      a.set_ap_50(r->ap[c][1]);
-      a.set_ap_70(r->ap[c][2]);
       for (int t = 0; t < 3; ++t) {
-        metrics_->ap.Add({{"class", name}, {"iou", kIou[t]}}).Set(r->ap[c][t]);
+        metrics_->ap.Add({{"class", ap[c].class_name()}, {"iou", kIou[t]}}).Set(r->ap[c][t]);
       }
-      ap.push_back(a);
     }
     std::lock_guard<std::mutex> g(mu_);
     ap_ = std::move(ap);

@@ -11,6 +11,7 @@
 #include "core/quant/ptq.h"
 #include "core/quant/ptq_report.h"
 #include "services/confined_paths.h"
+#include "services/eval_proto.h"
 #include "services/log.h"
 #include "services/status_convert.h"
 
@@ -26,13 +27,7 @@ void FillSummary(const quant::PrecisionReport& r, v1::PrecisionSummary* out) {
   out->set_file_bytes(r.file_bytes);
   out->set_encode_latency_p50_s(r.encode_latency_p50_s);
   out->set_e2e_latency_p50_s(r.e2e_latency_p50_s);
-  for (int c = 0; c < kNumClasses; ++c) {
-    v1::ClassAp* a = out->add_ap();
-    a->set_class_name(ClassName(static_cast<ObjectClass>(c)));
-    a->set_ap_30(r.ap.ap[c][0]);
-    a->set_ap_50(r.ap.ap[c][1]);
-    a->set_ap_70(r.ap.ap[c][2]);
-  }
+  for (v1::ClassAp& a : services::ClassAps(r.ap)) *out->add_ap() = std::move(a);
 }
 
 }  // namespace
