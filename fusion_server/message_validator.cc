@@ -54,7 +54,7 @@ bool MessageValidator::Validate(const v1::FeatureMessage& msg, ReceivedMessage* 
                   "grid, a finite lidar_pose, capture_time_unix_ns and precision are required",
                   why);
   }
-  codec::EncodedIndices enc;
+  codec::EncodedView enc;
   switch (msg.encoding()) {
     case v1::INDEX_ENCODING_BITPACK:
       enc.encoding = codec::IndexEncoding::kBitpack;
@@ -84,7 +84,7 @@ bool MessageValidator::Validate(const v1::FeatureMessage& msg, ReceivedMessage* 
   }
   enc.bits_per_index = static_cast<int>(msg.bits_per_index());
   enc.decoded_bytes = msg.decoded_bytes();
-  enc.payload = msg.payload();
+  enc.payload = msg.payload();  // a view: decoded in place, not copied
   codec::DecodeLimits limits;
   limits.max_decoded_bytes = o.max_decoded_bytes;
   if (absl::Status st = codec::DecodeIndices(enc, o.grid, limits, &out->indices); !st.ok()) {

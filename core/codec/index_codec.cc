@@ -120,8 +120,8 @@ absl::StatusOr<EncodedIndices> EncodeIndices(const std::vector<int32_t>& indices
   return out;
 }
 
-absl::Status DecodeIndices(const EncodedIndices& in, const IndexGrid& grid,
-                           const DecodeLimits& limits, std::vector<int32_t>* out) {
+absl::Status DecodeIndices(const EncodedView& in, const IndexGrid& grid, const DecodeLimits& limits,
+                           std::vector<int32_t>* out) {
   if (absl::Status st = CheckGrid(grid); !st.ok()) return st;
   const int64_t n = grid.cells();
   if (in.encoding == IndexEncoding::kBitpack) {

@@ -44,11 +44,21 @@ struct EncodeOptions {
   int zstd_level = 3;
 };
 
+// A received index map as it stands in the message (the payload is not copied).
+struct EncodedView {
+  IndexEncoding encoding = IndexEncoding::kBitpack;
+  int bits_per_index = 0;      // bitpack: the width used
+  uint64_t decoded_bytes = 0;  // zstd: bytes after decompression (cells · SymbolBytes)
+  std::string_view payload;
+};
+
 struct EncodedIndices {
   IndexEncoding encoding = IndexEncoding::kBitpack;
   int bits_per_index = 0;      // bitpack: the width used
   uint64_t decoded_bytes = 0;  // zstd: bytes after decompression (cells · SymbolBytes)
   std::string payload;
+
+  EncodedView view() const { return {encoding, bits_per_index, decoded_bytes, payload}; }
 };
 
 // `indices` holds grid.cells() values in [0, dict_size) in plane-major, row-major order.
@@ -65,8 +75,12 @@ struct DecodeLimits {
 //   DataLoss           payload length wrong, truncated or corrupt zstd frame, nonzero padding
 //   ResourceExhausted  the declared or framed decompressed size exceeds the limit
 //   OutOfRange         an index >= dict_size
-absl::Status DecodeIndices(const EncodedIndices& in, const IndexGrid& grid,
-                           const DecodeLimits& limits, std::vector<int32_t>* out);
+absl::Status DecodeIndices(const EncodedView& in, const IndexGrid& grid, const DecodeLimits& limits,
+                           std::vector<int32_t>* out);
+inline absl::Status DecodeIndices(const EncodedIndices& in, const IndexGrid& grid,
+                                  const DecodeLimits& limits, std::vector<int32_t>* out) {
+  return DecodeIndices(in.view(), grid, limits, out);
+}
 
 // Empirical order-0 entropy of the index map in bits per index: the lossless limit for a
 // coder that treats indices as independent symbols.
