@@ -38,6 +38,13 @@ struct AgentRunner::Metrics {
   Gauge& connected;
   Gauge& generation;
   std::string agent;
+  // This agent's series, resolved once (the agent and encoding labels never change):
+  // indexed by Precision.
+  Histogram* encode_s[2] = {};
+  Counter* frames_sent[2] = {};
+  Counter* sent = nullptr;
+  Counter* fp32 = nullptr;
+  Histogram* message_size = nullptr;
 
   Metrics(prometheus::Registry& r, int agent_id)
       : encode(prometheus::BuildHistogram()
@@ -114,14 +121,18 @@ AgentRunner::AgentRunner(AgentOptions options, const sim::Simulator* simulator,
       model_(std::move(model)),
       precision_(precision),
       next_lockstep_(options_.start_frame) {
+  Metrics& m = *metrics_;
   for (Precision p : {Precision::kFp32, Precision::kInt8}) {
-    metrics_->encode.Add({{"agent", metrics_->agent}, {"precision", PrecisionName(p)}},
-                         Metrics::LatencyBuckets());
-    metrics_->frames.Add({{"agent", metrics_->agent}, {"precision", PrecisionName(p)}});
+    const int i = static_cast<int>(p);
+    m.encode_s[i] = &m.encode.Add({{"agent", m.agent}, {"precision", PrecisionName(p)}},
+                                  Metrics::LatencyBuckets());
+    m.frames_sent[i] = &m.frames.Add({{"agent", m.agent}, {"precision", PrecisionName(p)}});
   }
   const char* enc = codec::EncodingName(options_.codec.encoding);
-  metrics_->sent_bytes.Add({{"agent", metrics_->agent}, {"encoding", enc}});
-  metrics_->fp32_bytes.Add({{"agent", metrics_->agent}});
+  m.sent = &m.sent_bytes.Add({{"agent", m.agent}, {"encoding", enc}});
+  m.fp32 = &m.fp32_bytes.Add({{"agent", m.agent}});
+  m.message_size =
+      &m.message_bytes.Add({{"agent", m.agent}, {"encoding", enc}}, Metrics::SizeBuckets());
   metrics_->generation.Set(static_cast<double>(generation_));
 }
 
@@ -271,19 +282,12 @@ bool AgentRunner::EncodeAndSend(uint64_t frame_id) {
   const uint64_t size = msg.ByteSizeLong();
   if (!link_.Send(msg)) return false;
 
-  const char* pname = PrecisionName(precision);
-  metrics_->encode
-      .Add({{"agent", metrics_->agent}, {"precision", pname}}, Metrics::LatencyBuckets())
-      .Observe(encode_s);
-  const char* ename = codec::EncodingName(options_.codec.encoding);
-  metrics_->sent_bytes.Add({{"agent", metrics_->agent}, {"encoding", ename}})
-      .Increment(static_cast<double>(size));
-  metrics_->fp32_bytes.Add({{"agent", metrics_->agent}})
-      .Increment(static_cast<double>(enc->fp32_feature_bytes));
-  metrics_->frames.Add({{"agent", metrics_->agent}, {"precision", pname}}).Increment();
-  metrics_->message_bytes
-      .Add({{"agent", metrics_->agent}, {"encoding", ename}}, Metrics::SizeBuckets())
-      .Observe(static_cast<double>(size));
+  const int pi = static_cast<int>(precision);
+  metrics_->encode_s[pi]->Observe(encode_s);
+  metrics_->frames_sent[pi]->Increment();
+  metrics_->sent->Increment(static_cast<double>(size));
+  metrics_->fp32->Increment(static_cast<double>(enc->fp32_feature_bytes));
+  metrics_->message_size->Observe(static_cast<double>(size));
   std::lock_guard<std::mutex> lock(mu_);
   if (options_.pace == Pace::kRealtime) {
     // Frame time in ticks (sweep to sent), smoothed; the stride follows with hysteresis.
