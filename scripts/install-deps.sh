@@ -39,6 +39,23 @@ for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 
+# ---- Node.js + npm: the Kubernetes manifest validator (ctest deploy_k8s_schema*) --------
+# deploy/k8s/validate/ runs on Node.js with npm packages pinned by its package-lock.json.
+# Debian's nodejs and npm are installed (with the packages above) only where no `node` /
+# `npm` is on PATH; then `npm ci` installs the validator's node_modules whenever they are
+# missing or were installed from another package-lock.json (a stamp of its checksum).
+K8S_VALIDATE="$(cd "$(dirname "$0")/.." && pwd)/deploy/k8s/validate"
+K8S_STAMP="$K8S_VALIDATE/node_modules/.qv2x-package-lock.sha256"
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+k8s_validator_current() {
+  [ -f "$K8S_STAMP" ] && [ "$(cat "$K8S_STAMP")" = "$(sha256sum < "$K8S_VALIDATE/package-lock.json")" ]
+}
+if [ "${1:-}" = "--check" ] && ! k8s_validator_current; then
+  echo "missing: ${missing[*]:+${missing[*]} }deploy/k8s/validate/node_modules (npm ci)"; exit 1
+fi
+# ---- end of Node.js + npm (its npm ci step is at the end) -------------------------------
+
 if [ "${1:-}" = "--check" ]; then
   [ ${#missing[@]} -eq 0 ] && exit 0
   echo "missing: ${missing[*]}"; exit 1
@@ -75,5 +92,12 @@ arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-g
 blis=/usr/lib/$arch/blis-openmp/libblas.so.3
 if [ -e "$blis" ]; then
   $SUDO update-alternatives --set "libblas.so.3-$arch" "$blis" >/dev/null
+fi
+# ---- Node.js + npm, continued: the validator's packages ------------------------------
+if ! k8s_validator_current; then
+  echo "install-deps: npm ci in deploy/k8s/validate"
+  rm -f "$K8S_STAMP"
+  (cd "$K8S_VALIDATE" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+  sha256sum < "$K8S_VALIDATE/package-lock.json" > "$K8S_STAMP"
 fi
 echo "install-deps: ok"
