@@ -29,9 +29,12 @@ test-unit: build
 bench: build
 	@for b in $(BUILD_DIR)/bench/*_bench; do echo "== $$b"; $$b --benchmark_min_time=0.2; done
 
-# The 4-agent intersection on loopback (Ctrl-C stops it); metrics addresses are printed.
+# The whole story on 127.0.0.1 (scripts/demo/demo.py): Prometheus + the 4-agent scene +
+# trainer + quantizer; stages 1-3 through the trainer RPC, PTQ, a live roll-out of the new
+# model, FP32 -> INT8 -> FP32 swaps; summary and pictures in out/demo/. FULL=1 trains from
+# scratch; KEEP=1 leaves the cluster and Prometheus running.
 demo: build
-	$(BUILD_DIR)/bin/qv2x scene up --config configs/scenes/intersection.yaml
+	BUILD_DIR=$(BUILD_DIR) python3 scripts/demo/demo.py
 
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i

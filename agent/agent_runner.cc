@@ -3,10 +3,13 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/sim/scene_clock.h"
+#include "grpcpp/grpcpp.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
+#include "qv2x/v1/features.grpc.pb.h"
 #include "services/log.h"
 #include "services/status_convert.h"
 
@@ -42,8 +45,8 @@ struct AgentRunner::Metrics {
   // indexed by Precision.
   Histogram* encode_s[2] = {};
   Counter* frames_sent[2] = {};
-  Counter* sent = nullptr;
-  Counter* fp32 = nullptr;
+  Counter* sent[2] = {};
+  Counter* fp32[2] = {};
   Histogram* message_size = nullptr;
 
   Metrics(prometheus::Registry& r, int agent_id)
@@ -127,10 +130,14 @@ AgentRunner::AgentRunner(AgentOptions options, const sim::Simulator* simulator,
     m.encode_s[i] = &m.encode.Add({{"agent", m.agent}, {"precision", PrecisionName(p)}},
                                   Metrics::LatencyBuckets());
     m.frames_sent[i] = &m.frames.Add({{"agent", m.agent}, {"precision", PrecisionName(p)}});
+    // Bytes by precision too, so that bytes per message and compression can be read per
+    // precision (they should not change with it: both send the same codebook's indices).
+    m.sent[i] = &m.sent_bytes.Add({{"agent", m.agent},
+                                   {"encoding", codec::EncodingName(options_.codec.encoding)},
+                                   {"precision", PrecisionName(p)}});
+    m.fp32[i] = &m.fp32_bytes.Add({{"agent", m.agent}, {"precision", PrecisionName(p)}});
   }
   const char* enc = codec::EncodingName(options_.codec.encoding);
-  m.sent = &m.sent_bytes.Add({{"agent", m.agent}, {"encoding", enc}});
-  m.fp32 = &m.fp32_bytes.Add({{"agent", m.agent}});
   m.message_size =
       &m.message_bytes.Add({{"agent", m.agent}, {"encoding", enc}}, Metrics::SizeBuckets());
   metrics_->generation.Set(static_cast<double>(generation_));
@@ -285,8 +292,8 @@ bool AgentRunner::EncodeAndSend(uint64_t frame_id) {
   const int pi = static_cast<int>(precision);
   metrics_->encode_s[pi]->Observe(encode_s);
   metrics_->frames_sent[pi]->Increment();
-  metrics_->sent->Increment(static_cast<double>(size));
-  metrics_->fp32->Increment(static_cast<double>(enc->fp32_feature_bytes));
+  metrics_->sent[pi]->Increment(static_cast<double>(size));
+  metrics_->fp32[pi]->Increment(static_cast<double>(enc->fp32_feature_bytes));
   metrics_->message_size->Observe(static_cast<double>(size));
   std::lock_guard<std::mutex> lock(mu_);
   if (options_.pace == Pace::kRealtime) {
@@ -414,16 +421,45 @@ grpc::Status AgentRunner::LoadModel(grpc::ServerContext* ctx, const v1::LoadMode
       AgentModel::Load(options_.config_path, checkpoint, int8);
   if (!loaded.ok()) return services::ToGrpc(loaded.status());
   if ((*loaded)->codebook_digest() != digest) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        absl::StrCat("codebook ", (*loaded)->codebook_digest(),
-                                     " differs from the one the fusion service holds (", digest,
-                                     "): its indices would decode to the wrong features"));
+    // A new codebook is fine once the fusion service holds it (a roll-out: fusion first,
+    // then the agents one by one); otherwise every message would be refused.
+    absl::StatusOr<std::set<std::string>> held = FusionCodebooks();
+    if (!held.ok()) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          absl::StrCat("the new model's codebook ", (*loaded)->codebook_digest(),
+                                       " differs from the running one; cannot ask the fusion "
+                                       "service whether it holds it: ",
+                                       held.status().message()));
+    }
+    if (held->count((*loaded)->codebook_digest()) == 0) {
+      return grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          absl::StrCat("codebook ", (*loaded)->codebook_digest(),
+                       " is not held by the fusion "
+                       "service at ",
+                       options_.fusion_address, " (it holds ", absl::StrJoin(*held, ", "),
+                       "): load the model into fusion first "
+                       "(qv2x fusion load)"));
+    }
   }
   if (precision == Precision::kInt8 && !(*loaded)->has_int8()) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "the agent runs INT8 and the new model has no INT8 encoder");
   }
   return Apply(Change{*loaded, std::nullopt}, ctx, response);
+}
+
+absl::StatusOr<std::set<std::string>> AgentRunner::FusionCodebooks() const {
+  auto stub = v1::Fusion::NewStub(
+      grpc::CreateChannel(options_.fusion_address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::FusionStatus status;
+  grpc::Status st = stub->GetStatus(&ctx, v1::FusionStatusRequest(), &status);
+  if (!st.ok()) return services::FromGrpc(st);
+  std::set<std::string> out;
+  for (const v1::HeldCodebook& c : status.codebooks()) out.insert(c.digest());
+  return out;
 }
 
 }  // namespace qv2x::agent

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "agent/agent_model.h"
@@ -64,6 +65,8 @@ class AgentRunner final : public v1::AgentControl::Service {
   grpc::Status Apply(Change change, grpc::ServerContext* ctx, v1::ControlReply* reply);
   void ApplyPending(uint64_t next_frame);
   void FillStatus(v1::AgentStatus* s);
+  // Digests of the codebooks the fusion service accepts now.
+  absl::StatusOr<std::set<std::string>> FusionCodebooks() const;
   // Next frame to encode, or nullopt to re-check the loop's conditions.
   std::optional<uint64_t> NextFrame();
   bool EncodeAndSend(uint64_t frame_id);

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "core/geometry/transform.h"
@@ -27,6 +28,7 @@ struct ReceivedMessage {
   int64_t capture_time_ns = 0;
   Pose lidar_pose;
   std::vector<int32_t> indices;  // [levels, h, w] of the model's grid
+  std::string codebook_digest;   // the codebook that decodes them
   v1::AgentContribution contribution;
   Clock::time_point arrival;
 };

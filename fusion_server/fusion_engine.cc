@@ -6,6 +6,8 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <map>
+#include <mutex>
 
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
@@ -20,30 +22,92 @@
 
 namespace qv2x::fusion {
 
-struct FusionEngine::State {
+namespace {
+
+// One loaded ego half: weights, anchors and the optional INT8 twin. Immutable once built;
+// a roll-out replaces the whole slot between two frames.
+struct ModelSlot {
   RuntimeModel model;
   AnchorGrid anchors;
+  std::unique_ptr<quant::Int8EgoFusion> int8;  // null: FP32 only
+  std::string int8_artifact;
+};
+
+absl::StatusOr<std::shared_ptr<ModelSlot>> LoadSlot(const std::string& config_path,
+                                                    const std::string& checkpoint,
+                                                    const std::string& int8_artifact, int max_cav) {
+  auto slot = std::make_shared<ModelSlot>();
+  QV2X_ASSIGN_OR_RETURN(slot->model, LoadRuntimeModel(config_path, checkpoint));
+  QV2X_ASSIGN_OR_RETURN(slot->anchors, MakeAnchorGrid(slot->model.cfg));
+  if (max_cav > 0) slot->model.cfg.train_params.max_cav = max_cav;
+  if (!int8_artifact.empty()) {
+    QV2X_ASSIGN_OR_RETURN(slot->int8, quant::Int8EgoFusion::Load(int8_artifact));
+    if (slot->int8->codebook_digest() != slot->model.codebook_digest) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "INT8 artifact ", int8_artifact, " holds codebook ", slot->int8->codebook_digest(),
+          ", the FP32 model ", slot->model.codebook_digest));
+    }
+    slot->int8_artifact = int8_artifact;
+  }
+  return slot;
+}
+
+codec::IndexGrid GridOf(const StageConfig& cfg) {
+  int stride = 1;
+  for (int s : cfg.model.backbone.layer_strides) stride *= s;
+  const CodebookConfig& cb = cfg.model.codebook;
+  return {cb.residual_levels * cb.seg_num, cfg.preprocess.grid_h() / stride,
+          cfg.preprocess.grid_w() / stride, cb.dict_size};
+}
+
+}  // namespace
+
+struct FusionEngine::State {
+  std::string config_path;
+  int max_cav = 0;
   codec::IndexGrid grid;
   int64_t channels = 0;
   std::unique_ptr<sim::Simulator> sim;
   ApAccumulator ap;
-  std::unique_ptr<quant::Int8EgoFusion> int8;  // null: FP32 only
   std::atomic<bool> use_int8{false};
+  std::mutex load_mu;  // one LoadModel at a time
 
-  State(RuntimeModel m, AnchorGrid a, int window)
-      : model(std::move(m)), anchors(std::move(a)), ap(DefaultIouThresholds(), window) {}
+  mutable std::mutex mu;  // the three below
+  std::shared_ptr<const ModelSlot> slot;
+  std::map<std::string, Codebook> held;  // digest → codebook, the current one included
+  uint64_t generation = 0;
+
+  explicit State(int window) : ap(DefaultIouThresholds(), window) {}
+  std::shared_ptr<const ModelSlot> Slot() const {
+    std::lock_guard<std::mutex> lock(mu);
+    return slot;
+  }
 };
 
 FusionEngine::FusionEngine(std::unique_ptr<State> state) : s_(std::move(state)) {}
 FusionEngine::~FusionEngine() = default;
 
 const codec::IndexGrid& FusionEngine::grid() const { return s_->grid; }
-const std::string& FusionEngine::codebook_digest() const { return s_->model.codebook_digest; }
 int64_t FusionEngine::feature_channels() const { return s_->channels; }
-bool FusionEngine::has_int8() const { return s_->int8 != nullptr; }
+std::string FusionEngine::codebook_digest() const { return s_->Slot()->model.codebook_digest; }
+std::string FusionEngine::checkpoint() const { return s_->Slot()->model.checkpoint; }
+std::string FusionEngine::int8_artifact() const { return s_->Slot()->int8_artifact; }
+bool FusionEngine::has_int8() const { return s_->Slot()->int8 != nullptr; }
 bool FusionEngine::int8() const { return s_->use_int8.load(); }
+uint64_t FusionEngine::model_generation() const {
+  std::lock_guard<std::mutex> lock(s_->mu);
+  return s_->generation;
+}
+std::set<std::string> FusionEngine::held_codebooks() const {
+  std::lock_guard<std::mutex> lock(s_->mu);
+  std::set<std::string> out;
+  for (const auto& [digest, cb] : s_->held) out.insert(digest);
+  return out;
+}
+
 absl::Status FusionEngine::SetInt8(bool int8) {
-  if (int8 && !s_->int8) {
+  std::lock_guard<std::mutex> lock(s_->mu);
+  if (int8 && !s_->slot->int8) {
     return absl::FailedPreconditionError("no INT8 ego half loaded (--int8_artifact)");
   }
   s_->use_int8 = int8;
@@ -57,33 +121,72 @@ sim::SceneInstant FusionEngine::Instant(uint64_t frame_id) const {
 absl::StatusOr<std::unique_ptr<FusionEngine>> FusionEngine::Create(
     const std::string& config_path, const std::string& checkpoint, const sim::SceneConfig& scene,
     int ap_window_frames, int max_cav, const std::string& int8_artifact) {
-  QV2X_ASSIGN_OR_RETURN(RuntimeModel model, LoadRuntimeModel(config_path, checkpoint));
-  QV2X_ASSIGN_OR_RETURN(AnchorGrid anchors, MakeAnchorGrid(model.cfg));
+  QV2X_ASSIGN_OR_RETURN(std::shared_ptr<ModelSlot> slot,
+                        LoadSlot(config_path, checkpoint, int8_artifact, max_cav));
   QV2X_ASSIGN_OR_RETURN(sim::Simulator simulator, sim::Simulator::Create(scene));
-  auto state = std::make_unique<State>(std::move(model), std::move(anchors), ap_window_frames);
-  if (max_cav > 0) state->model.cfg.train_params.max_cav = max_cav;
-  const StageConfig& cfg = state->model.cfg;
-  int stride = 1;
-  for (int s : cfg.model.backbone.layer_strides) stride *= s;
-  const CodebookConfig& cb = cfg.model.codebook;
-  state->grid = {cb.residual_levels * cb.seg_num, cfg.preprocess.grid_h() / stride,
-                 cfg.preprocess.grid_w() / stride, cb.dict_size};
-  state->channels = cb.channel;
+  auto state = std::make_unique<State>(ap_window_frames);
+  state->config_path = config_path;
+  state->max_cav = max_cav;
+  state->grid = GridOf(slot->model.cfg);
+  state->channels = slot->model.cfg.model.codebook.channel;
   state->sim = std::make_unique<sim::Simulator>(std::move(simulator));
-  if (!int8_artifact.empty()) {
-    QV2X_ASSIGN_OR_RETURN(state->int8, quant::Int8EgoFusion::Load(int8_artifact));
-    if (state->int8->codebook_digest() != state->model.codebook_digest) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "INT8 artifact ", int8_artifact, " holds codebook ", state->int8->codebook_digest(),
-          ", the FP32 model ", state->model.codebook_digest));
-    }
-  }
+  state->held.insert_or_assign(slot->model.codebook_digest,
+                               slot->model.detector->ego_fusion()->codebook);
+  state->slot = std::move(slot);
   return std::unique_ptr<FusionEngine>(new FusionEngine(std::move(state)));
+}
+
+absl::StatusOr<ModelLoad> FusionEngine::LoadModel(const std::string& checkpoint,
+                                                  const std::string& int8_artifact) {
+  if (checkpoint.empty()) return absl::InvalidArgumentError("a checkpoint is required");
+  std::lock_guard<std::mutex> load(s_->load_mu);
+  QV2X_ASSIGN_OR_RETURN(std::shared_ptr<ModelSlot> slot,
+                        LoadSlot(s_->config_path, checkpoint, int8_artifact, s_->max_cav));
+  const codec::IndexGrid g = GridOf(slot->model.cfg);
+  if (g.levels != s_->grid.levels || g.height != s_->grid.height || g.width != s_->grid.width ||
+      g.dict_size != s_->grid.dict_size) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(checkpoint, ": index grid ", g.levels, "x", g.height, "x", g.width, " (",
+                     g.dict_size, " codes) differs from the running model's ", s_->grid.levels, "x",
+                     s_->grid.height, "x", s_->grid.width, " (", s_->grid.dict_size, ")"));
+  }
+  std::lock_guard<std::mutex> lock(s_->mu);
+  if (s_->use_int8 && !slot->int8) {
+    return absl::FailedPreconditionError(
+        "the ego half runs INT8: give the new model's INT8 artifact too, or switch to FP32 first");
+  }
+  ModelLoad out;
+  out.previous_digest = s_->slot->model.codebook_digest;
+  out.digest = slot->model.codebook_digest;
+  s_->held.insert_or_assign(out.digest, slot->model.detector->ego_fusion()->codebook);
+  s_->slot = std::move(slot);
+  out.generation = ++s_->generation;
+  return out;
+}
+
+absl::Status FusionEngine::RetireCodebook(const std::string& digest) {
+  std::lock_guard<std::mutex> lock(s_->mu);
+  if (s_->held.count(digest) == 0) {
+    return absl::NotFoundError(absl::StrCat("codebook ", digest, " is not held"));
+  }
+  if (digest == s_->slot->model.codebook_digest) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("codebook ", digest, " belongs to the model in use"));
+  }
+  s_->held.erase(digest);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<FusedFrame> FusionEngine::Fuse(const ClosedFrame& frame) {
   if (!frame.has_ego) return absl::FailedPreconditionError("frame has no ego message");
-  const StageConfig& cfg = s_->model.cfg;
+  std::shared_ptr<const ModelSlot> slot;
+  std::map<std::string, Codebook> held;
+  {
+    std::lock_guard<std::mutex> lock(s_->mu);
+    slot = s_->slot;
+    held = s_->held;
+  }
+  const StageConfig& cfg = slot->model.cfg;
   const auto t0 = std::chrono::steady_clock::now();
   // The ego, then the others within comm_range, nearest first, up to max_cav: the same
   // choice CollateFrame makes for training and `qv2x infer`.
@@ -104,7 +207,7 @@ absl::StatusOr<FusedFrame> FusionEngine::Fuse(const ClosedFrame& frame) {
   const codec::IndexGrid& g = s_->grid;
   FusedFrame out;
   out.frame_id = frame.frame_id;
-  out.int8 = s_->use_int8.load();
+  out.int8 = s_->use_int8.load() && slot->int8 != nullptr;
   QV2X_ASSIGN_OR_RETURN(
       HeadOutput heads, TorchCall("fusion", [&]() -> absl::StatusOr<HeadOutput> {
         torch::NoGradGuard no_grad;
@@ -112,18 +215,31 @@ absl::StatusOr<FusedFrame> FusionEngine::Fuse(const ClosedFrame& frame) {
         for (size_t k : picked) {
           const ReceivedMessage& m = frame.messages[k];
           AgentMessage a;
-          a.indices = torch::from_blob(const_cast<int32_t*>(m.indices.data()),
-                                       {g.levels, g.height, g.width}, torch::kInt32)
-                          .to(torch::kLong);
+          torch::Tensor indices = torch::from_blob(const_cast<int32_t*>(m.indices.data()),
+                                                   {g.levels, g.height, g.width}, torch::kInt32)
+                                      .to(torch::kLong);
+          if (m.codebook_digest == slot->model.codebook_digest) {
+            a.indices = std::move(indices);
+          } else if (auto it = held.find(m.codebook_digest); it != held.end()) {
+            // An agent still on an earlier model: its own codebook rebuilds its features.
+            QV2X_ASSIGN_OR_RETURN(torch::Tensor decoded, it->second->Decode(indices.unsqueeze(0)));
+            a.features = decoded.squeeze(0);
+          } else if (k == 0) {
+            return absl::FailedPreconditionError(
+                absl::StrCat("the ego's codebook ", m.codebook_digest, " was retired"));
+          } else {
+            out.undecodable.push_back(m.agent_id);
+            continue;
+          }
           a.warp = NormalizedAffine(RelativeTransform(ego, m.lidar_pose), cfg.preprocess.grid_w(),
                                     cfg.preprocess.grid_h(), cfg.preprocess.voxel_size[0]);
           agents.push_back(std::move(a));
           out.agents.push_back(m.agent_id);
         }
-        if (out.int8) return s_->int8->Fuse(agents);
-        return s_->model.detector->ego_fusion()->Fuse(agents);
+        if (out.int8) return slot->int8->Fuse(agents);
+        return slot->model.detector->ego_fusion()->Fuse(agents);
       }));
-  QV2X_ASSIGN_OR_RETURN(out.detections, PostProcess(s_->anchors, heads.cls, heads.reg, heads.dir,
+  QV2X_ASSIGN_OR_RETURN(out.detections, PostProcess(slot->anchors, heads.cls, heads.reg, heads.dir,
                                                     cfg.postprocess, cfg.model.dir_args));
   out.fuse_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;
@@ -132,7 +248,7 @@ absl::StatusOr<FusedFrame> FusionEngine::Fuse(const ClosedFrame& frame) {
 absl::StatusOr<EvalResult> FusionEngine::Score(const FusedFrame& frame) {
   const sim::SceneInstant at = sim::InstantOf(s_->sim->config(), frame.frame_id);
   QV2X_ASSIGN_OR_RETURN(SceneFrame scene, s_->sim->Frame(at.scenario, at.index));
-  const std::vector<LabeledBox> gt = EgoGroundTruth(scene, frame.agents, s_->model.cfg);
+  const std::vector<LabeledBox> gt = EgoGroundTruth(scene, frame.agents, s_->Slot()->model.cfg);
   s_->ap.AddFrame(ToEvalBoxes(frame.detections), ToEvalBoxes(gt));
   return s_->ap.Result(ApSortOrder::kGlobal);
 }

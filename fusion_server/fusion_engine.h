@@ -1,11 +1,15 @@
 // The ego half of the model as the fusion service runs it: picks the agents of a closed
 // frame (the ego, then the nearest within comm_range up to max_cav), rebuilds their
-// features from the codebook, warps, fuses, detects; and scores detections against the
-// simulated scene's ground truth over a rolling window. LibTorch stays inside the .cc.
+// features from the codebook each message names, warps, fuses, detects; and scores
+// detections against the simulated scene's ground truth over a rolling window.
+// A model roll-out (LoadModel) swaps the weights between two frames and keeps the earlier
+// codebooks until they are retired, so agents can switch one at a time. LibTorch stays
+// inside the .cc.
 #ifndef QV2X_FUSION_SERVER_FUSION_ENGINE_H_
 #define QV2X_FUSION_SERVER_FUSION_ENGINE_H_
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -25,6 +29,14 @@ struct FusedFrame {
   std::vector<Detection> detections;
   double fuse_seconds = 0;
   bool int8 = false;  // fused by the INT8 ego half
+  // Agents left out because their codebook was retired after their message was accepted.
+  std::vector<int> undecodable;
+};
+
+// What LoadModel changed.
+struct ModelLoad {
+  std::string previous_digest, digest;
+  uint64_t generation = 0;
 };
 
 class FusionEngine {
@@ -35,14 +47,31 @@ class FusionEngine {
       int ap_window_frames, int max_cav = 0, const std::string& int8_artifact = "");
   ~FusionEngine();
 
+  // The grid never changes (a model with another grid is refused by LoadModel).
   const codec::IndexGrid& grid() const;
-  const std::string& codebook_digest() const;
   int64_t feature_channels() const;
   sim::SceneInstant Instant(uint64_t frame_id) const;
+  // The current model (they change with LoadModel; each call is a consistent snapshot).
+  std::string codebook_digest() const;
+  std::string checkpoint() const;
+  std::string int8_artifact() const;
+  uint64_t model_generation() const;
   bool has_int8() const;
+  // Digests whose indices Fuse can decode: the current one and those not yet retired.
+  std::set<std::string> held_codebooks() const;
   // From the next frame on; FailedPrecondition without an INT8 artifact.
   absl::Status SetInt8(bool int8);
   bool int8() const;
+
+  // Loads `checkpoint` (same config, same grid) and, if given, its INT8 ego half; from the
+  // next frame on they fuse. The previous codebook stays held. Loading happens on the
+  // caller's thread while frames keep fusing on the old model. FailedPrecondition when the
+  // ego half runs INT8 and `int8_artifact` is empty, or the artifact's codebook is not the
+  // checkpoint's.
+  absl::StatusOr<ModelLoad> LoadModel(const std::string& checkpoint,
+                                      const std::string& int8_artifact);
+  // Forgets an earlier codebook: NotFound if not held, FailedPrecondition for the current.
+  absl::Status RetireCodebook(const std::string& digest);
 
   // Runs the model on a frame that has the ego's message.
   absl::StatusOr<FusedFrame> Fuse(const ClosedFrame& frame);

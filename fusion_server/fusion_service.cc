@@ -3,8 +3,10 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "services/eval_proto.h"
 #include "services/log.h"
+#include "services/status_convert.h"
 
 namespace qv2x::fusion {
 namespace {
@@ -16,6 +18,16 @@ using prometheus::Histogram;
 
 Histogram::BucketBoundaries LatencyBuckets() {
   return {0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10};
+}
+
+// "fp32" or "int8" when every fused encoder and the ego half ran at that precision,
+// "mixed" otherwise (e.g. during a live swap).
+const char* FramePrecision(const v1::DetectionFrame& f) {
+  bool fp32 = f.fusion_precision() != v1::PRECISION_INT8, int8 = !fp32;
+  for (const v1::AgentContribution& a : f.agents()) {
+    (a.precision() == v1::PRECISION_INT8 ? int8 : fp32) = true;
+  }
+  return fp32 && int8 ? "mixed" : int8 ? "int8" : "fp32";
 }
 
 }  // namespace
@@ -61,13 +73,17 @@ struct FusionService::Metrics {
   Family<Counter>& late;
   Family<Counter>& missing;
   Family<Counter>& frames;
-  Histogram& e2e;
+  Family<Histogram>& e2e;
+  std::map<std::string, Histogram*> e2e_by_precision;  // fp32, int8, mixed
   Histogram& fuse;
   Histogram& agents_per_frame;
   Family<Histogram>& message_bytes;
   Family<Gauge>& connected;
   Counter& watcher_dropped;
   Family<Gauge>& ap;
+  Gauge& codebooks_held;
+  Family<Counter>& model_loads;
+  Gauge& model_generation;
 
   explicit Metrics(prometheus::Registry& r)
       : received_bytes(prometheus::BuildCounter()
@@ -100,9 +116,9 @@ struct FusionService::Metrics {
                    .Register(r)),
         e2e(prometheus::BuildHistogram()
                 .Name("qv2x_fusion_e2e_latency_seconds")
-                .Help("Earliest capture time of a frame's sweeps to its boxes")
-                .Register(r)
-                .Add({}, LatencyBuckets())),
+                .Help("Earliest capture time of a frame's sweeps to its boxes, by the "
+                      "precision of its encoders and ego half (fp32, int8 or mixed)")
+                .Register(r)),
         fuse(prometheus::BuildHistogram()
                  .Name("qv2x_fusion_fuse_duration_seconds")
                  .Help("Decode, warp, fusion, heads and NMS of one frame")
@@ -129,7 +145,21 @@ struct FusionService::Metrics {
         ap(prometheus::BuildGauge()
                .Name("qv2x_fusion_ap")
                .Help("Rolling average precision of the fused detections (global sort)")
-               .Register(r)) {}
+               .Register(r)),
+        codebooks_held(prometheus::BuildGauge()
+                           .Name("qv2x_fusion_codebooks_held")
+                           .Help("Codebooks whose indices are accepted (2 during a roll-out)")
+                           .Register(r)
+                           .Add({})),
+        model_loads(prometheus::BuildCounter()
+                        .Name("qv2x_fusion_model_loads_total")
+                        .Help("LoadModel calls by outcome (ok, error)")
+                        .Register(r)),
+        model_generation(prometheus::BuildGauge()
+                             .Name("qv2x_fusion_model_generation")
+                             .Help("Bumped by every model loaded into the running service")
+                             .Register(r)
+                             .Add({})) {}
 };
 
 FusionService::FusionService(FusionEngine* engine, FusionOptions options,
@@ -138,7 +168,7 @@ FusionService::FusionService(FusionEngine* engine, FusionOptions options,
       options_(std::move(options)),
       validator_(ValidatorOptions{std::set<int>(options_.assembler.expected_agents.begin(),
                                                 options_.assembler.expected_agents.end()),
-                                  engine->grid(), engine->codebook_digest(),
+                                  engine->grid(), engine->held_codebooks(),
                                   engine->feature_channels(), options_.max_message_bytes,
                                   options_.max_decoded_bytes}),
       metrics_(std::make_unique<Metrics>(registry)),
@@ -156,6 +186,11 @@ FusionService::FusionService(FusionEngine* engine, FusionOptions options,
     metrics_->rejected.Add({{"reason", ReasonLabel(static_cast<v1::RejectReason>(r))}});
   }
   for (const char* o : {"fused", "no_ego", "error"}) metrics_->frames.Add({{"outcome", o}});
+  for (const char* p : {"fp32", "int8", "mixed"}) {
+    metrics_->e2e_by_precision[p] = &metrics_->e2e.Add({{"precision", p}}, LatencyBuckets());
+  }
+  for (const char* o : {"ok", "error"}) metrics_->model_loads.Add({{"outcome", o}});
+  metrics_->codebooks_held.Set(1);
   metrics_->connected.Add({});
   for (int c = 0; c < kNumClasses; ++c) {
     for (const char* iou : {"0.3", "0.5", "0.7"}) {
@@ -230,6 +265,12 @@ grpc::Status FusionService::StreamFeatures(
           AgentLink(*linked, +1);
         }
         added = assembler_.Add(received);
+        if (added == AddResult::kAccepted) {
+          CodebookUse& use = codebook_use_[received.codebook_digest];
+          ++use.messages;
+          use.last_frame_id = std::max(use.last_frame_id, msg.frame_id());
+          agent_codebook_[msg.agent_id()] = received.codebook_digest;
+        }
       }
       const std::string agent = std::to_string(msg.agent_id());
       if (added == AddResult::kAccepted) {
@@ -353,8 +394,12 @@ void FusionService::FuseLoop() {
         out.set_fusion_precision(fused->int8 ? v1::PRECISION_INT8 : v1::PRECISION_FP32);
         out.set_fuse_seconds(fused->fuse_seconds);
         for (int id : f.missing) out.add_missing_agents(id);
+        if (!fused->undecodable.empty()) {
+          services::LogWarning(absl::StrCat("frame ", f.frame_id, ": ", fused->undecodable.size(),
+                                            " agent(s) left out: their codebook was retired"));
+        }
         metrics_->frames.Add({{"outcome", "fused"}}).Increment();
-        metrics_->e2e.Observe(e2e);
+        metrics_->e2e_by_precision.at(FramePrecision(out))->Observe(e2e);
         metrics_->fuse.Observe(fused->fuse_seconds);
         metrics_->agents_per_frame.Observe(static_cast<double>(fused->agents.size()));
         {
@@ -445,7 +490,82 @@ grpc::Status FusionService::GetStatus(grpc::ServerContext*, const v1::FusionStat
   for (const v1::ClassAp& c : ap_) *response->add_rolling_ap() = c;
   response->set_precision(engine_->int8() ? v1::PRECISION_INT8 : v1::PRECISION_FP32);
   response->set_int8_available(engine_->has_int8());
+  response->set_checkpoint(engine_->checkpoint());
+  response->set_int8_artifact(engine_->int8_artifact());
+  response->set_model_generation(engine_->model_generation());
+  const std::string current = engine_->codebook_digest();
+  const std::vector<int> connected = assembler_.connected_agents();
+  for (const std::string& digest : engine_->held_codebooks()) {
+    v1::HeldCodebook* h = response->add_codebooks();
+    h->set_digest(digest);
+    h->set_current(digest == current);
+    if (auto it = codebook_use_.find(digest); it != codebook_use_.end()) {
+      h->set_messages(it->second.messages);
+      h->set_last_frame_id(it->second.last_frame_id);
+    }
+    for (int id : connected) {
+      if (auto it = agent_codebook_.find(id); it != agent_codebook_.end() && it->second == digest) {
+        h->add_agents(id);
+      }
+    }
+  }
   return grpc::Status::OK;
+}
+
+void FusionService::CodebooksChanged() {
+  std::set<std::string> held = engine_->held_codebooks();
+  metrics_->codebooks_held.Set(static_cast<double>(held.size()));
+  validator_.SetCodebooks(std::move(held));
+}
+
+grpc::Status FusionService::LoadModel(grpc::ServerContext* ctx,
+                                      const v1::FusionLoadModelRequest* request,
+                                      v1::FusionStatus* response) {
+  // Loads on this RPC thread; frames keep fusing on the old model meanwhile.
+  absl::StatusOr<ModelLoad> load =
+      engine_->LoadModel(request->checkpoint(), request->int8_artifact());
+  if (!load.ok()) {
+    metrics_->model_loads.Add({{"outcome", "error"}}).Increment();
+    services::LogWarning(absl::StrCat("fusion: LoadModel ", request->checkpoint(),
+                                      " refused: ", load.status().message()));
+    return services::ToGrpc(load.status());
+  }
+  CodebooksChanged();
+  metrics_->model_loads.Add({{"outcome", "ok"}}).Increment();
+  metrics_->model_generation.Set(static_cast<double>(load->generation));
+  services::LogInfo(absl::StrCat(
+      "fusion: model ", request->checkpoint(),
+      request->int8_artifact().empty() ? "" : absl::StrCat(" + ", request->int8_artifact()),
+      " (generation ", load->generation, "), codebook ", load->digest,
+      load->digest == load->previous_digest
+          ? " (unchanged)"
+          : absl::StrCat("; still accepting ", load->previous_digest, " until it is retired")));
+  return GetStatus(ctx, nullptr, response);
+}
+
+grpc::Status FusionService::RetireCodebook(grpc::ServerContext* ctx,
+                                           const v1::RetireCodebookRequest* request,
+                                           v1::FusionStatus* response) {
+  const std::string& digest = request->digest();
+  if (!request->force()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<int> users;
+    for (int id : assembler_.connected_agents()) {
+      if (auto it = agent_codebook_.find(id); it != agent_codebook_.end() && it->second == digest) {
+        users.push_back(id);
+      }
+    }
+    if (!users.empty()) {
+      return grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          absl::StrCat("codebook ", digest, " is still sent by connected agent(s) ",
+                       absl::StrJoin(users, ", "), ": load the new model into them first"));
+    }
+  }
+  if (absl::Status st = engine_->RetireCodebook(digest); !st.ok()) return services::ToGrpc(st);
+  CodebooksChanged();
+  services::LogInfo(absl::StrCat("fusion: codebook ", digest, " retired"));
+  return GetStatus(ctx, nullptr, response);
 }
 
 grpc::Status FusionService::SetPrecision(grpc::ServerContext* ctx,

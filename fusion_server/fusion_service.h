@@ -48,6 +48,10 @@ class FusionService final : public v1::Fusion::Service {
                          v1::FusionStatus* response) override;
   grpc::Status SetPrecision(grpc::ServerContext* ctx, const v1::FusionPrecisionRequest* request,
                             v1::FusionStatus* response) override;
+  grpc::Status LoadModel(grpc::ServerContext* ctx, const v1::FusionLoadModelRequest* request,
+                         v1::FusionStatus* response) override;
+  grpc::Status RetireCodebook(grpc::ServerContext* ctx, const v1::RetireCodebookRequest* request,
+                              v1::FusionStatus* response) override;
 
  private:
   struct Connection;
@@ -59,6 +63,7 @@ class FusionService final : public v1::Fusion::Service {
   void Publish(const v1::DetectionFrame& frame);
   void NotifyClosed(uint64_t frame_id);
   void AgentLink(int agent_id, int delta);
+  void CodebooksChanged();  // validator and gauge follow the engine's held codebooks
 
   FusionEngine* engine_;
   FusionOptions options_;
@@ -73,6 +78,11 @@ class FusionService final : public v1::Fusion::Service {
   std::set<std::shared_ptr<Watcher>> watchers_;
   std::vector<v1::ClassAp> ap_;
   int64_t ap_frames_ = 0;
+  struct CodebookUse {
+    uint64_t messages = 0, last_frame_id = 0;
+  };
+  std::map<std::string, CodebookUse> codebook_use_;  // by digest
+  std::map<int, std::string> agent_codebook_;        // digest of each agent's latest message
   uint64_t frames_fused_ = 0, frames_dropped_ = 0;
   bool stopping_ = false;
 

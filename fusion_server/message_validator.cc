@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace qv2x::fusion {
 namespace {
@@ -32,6 +33,11 @@ std::string ReasonLabel(v1::RejectReason reason) {
   constexpr char kPrefix[] = "REJECT_REASON_";
   if (name.rfind(kPrefix, 0) == 0) name = name.substr(sizeof(kPrefix) - 1);
   return absl::AsciiStrToLower(name);
+}
+
+void MessageValidator::SetCodebooks(std::set<std::string> digests) {
+  std::lock_guard<std::mutex> lock(mu_);
+  options_.codebooks = std::move(digests);
 }
 
 bool MessageValidator::Validate(const v1::FeatureMessage& msg, ReceivedMessage* out,
@@ -76,11 +82,14 @@ bool MessageValidator::Validate(const v1::FeatureMessage& msg, ReceivedMessage* 
                      GridText(o.grid.levels, o.grid.height, o.grid.width, o.grid.dict_size)),
         why);
   }
-  if (msg.codebook_digest() != o.codebook_digest) {
-    return Reject(v1::REJECT_REASON_CODEBOOK_DIGEST,
-                  absl::StrCat("codebook ", msg.codebook_digest(), " is not the one held here (",
-                               o.codebook_digest, ")"),
-                  why);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (o.codebooks.count(msg.codebook_digest()) == 0) {
+      return Reject(v1::REJECT_REASON_CODEBOOK_DIGEST,
+                    absl::StrCat("codebook ", msg.codebook_digest(), " is not held here (",
+                                 absl::StrJoin(o.codebooks, ", "), ")"),
+                    why);
+    }
   }
   enc.bits_per_index = static_cast<int>(msg.bits_per_index());
   enc.decoded_bytes = msg.decoded_bytes();
@@ -94,6 +103,7 @@ bool MessageValidator::Validate(const v1::FeatureMessage& msg, ReceivedMessage* 
     return Reject(reason, std::string(st.message()), why);
   }
   out->agent_id = msg.agent_id();
+  out->codebook_digest = msg.codebook_digest();
   out->frame_id = msg.frame_id();
   out->capture_time_ns = msg.capture_time_unix_ns();
   const v1::Pose& p = msg.lidar_pose();

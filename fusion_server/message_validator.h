@@ -1,9 +1,11 @@
 // Checks an agent's FeatureMessage against what this fusion service holds (scene agents,
-// the model's index grid, its codebook digest, size limits) and decodes the index map.
+// the model's index grid, the codebooks it can decode, size limits) and decodes the index
+// map. The held codebooks change during a model roll-out (SetCodebooks); the rest is fixed.
 // Every refusal carries a RejectReason for the metric label and a one-line detail.
 #ifndef QV2X_FUSION_SERVER_MESSAGE_VALIDATOR_H_
 #define QV2X_FUSION_SERVER_MESSAGE_VALIDATOR_H_
 
+#include <mutex>
 #include <set>
 #include <string>
 
@@ -14,12 +16,12 @@
 namespace qv2x::fusion {
 
 struct ValidatorOptions {
-  std::set<int> agents;            // agent ids of the scene
-  codec::IndexGrid grid;           // the model's index map shape
-  std::string codebook_digest;     // the model's codebook
-  int64_t feature_channels = 0;    // C of the FP32 feature map (bandwidth comparison)
-  uint64_t max_message_bytes = 0;  // serialized message
-  uint64_t max_decoded_bytes = 0;  // index map after decompression
+  std::set<int> agents;             // agent ids of the scene
+  codec::IndexGrid grid;            // the model's index map shape
+  std::set<std::string> codebooks;  // digests of the codebooks held at start
+  int64_t feature_channels = 0;     // C of the FP32 feature map (bandwidth comparison)
+  uint64_t max_message_bytes = 0;   // serialized message
+  uint64_t max_decoded_bytes = 0;   // index map after decompression
 };
 
 struct Rejection {
@@ -37,10 +39,11 @@ class MessageValidator {
   // On success fills `out` (arrival time left to the caller) and returns true.
   bool Validate(const v1::FeatureMessage& msg, ReceivedMessage* out, Rejection* why) const;
 
-  const ValidatorOptions& options() const { return options_; }
+  void SetCodebooks(std::set<std::string> digests);
 
  private:
   ValidatorOptions options_;
+  mutable std::mutex mu_;  // options_.codebooks
 };
 
 }  // namespace qv2x::fusion

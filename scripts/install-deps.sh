@@ -18,6 +18,8 @@ PKGS=(
   # python3-yaml runs deploy/check_deploy.py. None pulls OpenBLAS. On a host running
   # systemd the prometheus package also starts a system Prometheus on :9090 (docs/deploy.md).
   docker-compose prometheus python3-yaml
+  # `make demo` runs a real Prometheus (the package above) and draws its plots with gnuplot.
+  gnuplot-nox
 )
 # Optional: Debian's PyTorch for the checkpoint interoperability test (skipped without it).
 # Installed by default; QV2X_MINIMAL_DEPS=1 skips it.

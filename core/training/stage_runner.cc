@@ -149,13 +149,9 @@ absl::Status CheckStageRequest(const StageRequest& r) {
     }
     return absl::OkStatus();
   }
-  if (r.stage == 1) {
-    if (!r.from_checkpoint.empty()) {
-      return absl::InvalidArgumentError("from_checkpoint: stage 1 trains from scratch");
-    }
-    return absl::OkStatus();
-  }
-  const int want = r.stage - 1;
+  // Stage 1 trains from scratch, or fine-tunes a stage-1 checkpoint when given one.
+  if (r.stage == 1 && r.from_checkpoint.empty()) return absl::OkStatus();
+  const int want = r.stage == 1 ? 1 : r.stage - 1;
   if (r.from_checkpoint.empty()) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "stage %d starts from a stage-%d checkpoint: from_checkpoint is empty", r.stage, want));
@@ -204,7 +200,7 @@ absl::StatusOr<StageResult> RunStage(const StageRequest& request,
     }
     QV2X_RETURN_IF_ERROR(LoadStateDict(*model, ckpt));
     start_epoch = ckpt.meta.epoch;
-  } else if (stage > 1) {
+  } else if (!request.from_checkpoint.empty()) {
     QV2X_ASSIGN_OR_RETURN(Checkpoint ckpt, ReadCheckpoint(request.from_checkpoint));
     LoadOptions opts;
     opts.skip_codebook = stage == 2;  // stage 2 learns the codebook afresh

@@ -19,7 +19,8 @@ struct StageRequest {
   int stage = 1;                       // 1, 2 or 3
   std::string config_path;             // stage YAML
   std::vector<std::string> overrides;  // "key.path=value"
-  std::string from_checkpoint;         // stage 2: stage-1 ckpt; stage 3: stage-2 ckpt
+  std::string from_checkpoint;         // stage 1: empty (scratch) or a stage-1 ckpt to fine-tune;
+                                       // stage 2: stage-1 ckpt; stage 3: stage-2 ckpt
   std::string output_dir;              // checkpoints and log go here
   bool resume = false;                 // continue from output_dir/last.pth
   int threads = 0;                     // intra-op threads; 0 = library default

@@ -492,5 +492,106 @@ TEST_F(ClusterTest, ModelSwapUnderTrafficLosesAndMixesNoFrame) {
   }
 }
 
+// A roll-out of a model with a new codebook while the scene runs: fusion first (holding
+// both codebooks), then the agents one at a time, then the old codebook retired. Every
+// frame is fused with every agent, nothing is rejected, and the refusals name what to do.
+TEST_F(ClusterTest, RollOutOfANewCodebookLosesNoFrame) {
+  const std::string same = dir_ + "/same_codebook.pth", other = dir_ + "/other_codebook.pth";
+  WriteSwapModels(same, other);
+  StartAll();
+  ASSERT_GE(frames_->WaitFor(3, 180).size(), 3u) << Logs();
+  auto fusion = v1::Fusion::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", fusion_ports_.grpc), grpc::InsecureChannelCredentials()));
+  auto agent = [&](int id) {
+    return v1::AgentControl::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", agent_ports_[id].grpc), grpc::InsecureChannelCredentials()));
+  };
+  auto status = [&] {
+    grpc::ClientContext ctx;
+    v1::FusionStatus s;
+    EXPECT_TRUE(fusion->GetStatus(&ctx, {}, &s).ok());
+    return s;
+  };
+  auto retire = [&](const std::string& digest) {
+    grpc::ClientContext ctx;
+    v1::RetireCodebookRequest req;
+    req.set_digest(digest);
+    v1::FusionStatus s;
+    return fusion->RetireCodebook(&ctx, req, &s);
+  };
+  auto load_agent = [&](int id, const std::string& ckpt) {
+    grpc::ClientContext ctx;
+    v1::LoadModelRequest req;
+    req.set_checkpoint(ckpt);
+    v1::ControlReply reply;
+    return agent(id)->LoadModel(&ctx, req, &reply);
+  };
+  const v1::FusionStatus before = status();
+  ASSERT_EQ(before.codebooks_size(), 1);
+  const std::string old_digest = before.codebook_digest();
+  EXPECT_TRUE(before.codebooks(0).current());
+
+  // An agent cannot go first: fusion would refuse its indices.
+  grpc::Status st = load_agent(1, other);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(st.error_message().find("qv2x fusion load"), std::string::npos) << st.error_message();
+  {
+    grpc::ClientContext ctx;
+    v1::FusionLoadModelRequest req;
+    req.set_checkpoint(dir_ + "/missing.pth");
+    v1::FusionStatus s;
+    EXPECT_EQ(fusion->LoadModel(&ctx, req, &s).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::FusionLoadModelRequest req;
+    req.set_checkpoint(other);
+    v1::FusionStatus s;
+    ASSERT_TRUE(fusion->LoadModel(&ctx, req, &s).ok());
+    EXPECT_EQ(s.checkpoint(), other);
+    EXPECT_EQ(s.model_generation(), 1u);
+    ASSERT_EQ(s.codebooks_size(), 2);
+    EXPECT_NE(s.codebook_digest(), old_digest);
+  }
+  const std::string new_digest = status().codebook_digest();
+  EXPECT_EQ(retire(new_digest).error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+      << "the current codebook stays";
+  EXPECT_EQ(retire(old_digest).error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+      << "agents still send the old one";
+  EXPECT_EQ(retire("0123456789abcdef").error_code(), grpc::StatusCode::NOT_FOUND);
+
+  for (int id : kAgents) {
+    st = load_agent(id, other);
+    ASSERT_TRUE(st.ok()) << "agent " << id << ": " << st.error_message();
+    // Mixed frames (some agents on each codebook) keep being fused meanwhile.
+    frames_->WaitFor(frames_->size() + 2, 120);
+  }
+  const size_t switched = frames_->size();
+  frames_->WaitFor(switched + 2, 120);
+  const v1::FusionStatus during = status();
+  for (const v1::HeldCodebook& c : during.codebooks()) {
+    EXPECT_EQ(c.agents_size(), c.digest() == new_digest ? 3 : 0) << c.digest();
+    EXPECT_GT(c.messages(), 0u) << c.digest();
+  }
+  st = retire(old_digest);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(status().codebooks_size(), 1);
+  // The old model is refused from now on: no fusion holds its codebook.
+  EXPECT_EQ(load_agent(1, same).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+
+  const auto got = frames_->WaitFor(frames_->size() + 3, 120);
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(got[i].frame_id(), i) << "no frame lost around the roll-out";
+    ASSERT_EQ(AgentsOf(got[i]), std::set<int>({0, 1, -1})) << "frame " << i;
+  }
+  const auto fm = Metrics(fusion_ports_.metrics);
+  EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_rejected_messages_total"), 0);
+  EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_codebooks_held"), 1);
+  EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_model_loads_total", {"outcome=\"ok\""}), 1);
+  EXPECT_GE(qv2x::testing::SumOf(fm, "qv2x_fusion_e2e_latency_seconds_count",
+                                 {"precision=\"fp32\""}),
+            static_cast<double>(got.size()));
+}
+
 }  // namespace
 }  // namespace qv2x

@@ -10,6 +10,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/common/file_util.h"
 #include "core/common/status_macros.h"
 #include "core/data/opv2v_writer.h"
 #include "core/render/bev_png.h"
@@ -17,12 +18,13 @@
 #include "core/sim/simulator.h"
 #include "nlohmann/json.hpp"
 #include "tools/qv2x/command.h"
+#include "tools/qv2x/frame_export.h"
 
 namespace qv2x::cli {
 namespace {
 
 constexpr char kUsage[] = R"(usage: qv2x sim --scene FILE [--frames N] [--scenario K|all]
-                [--out DIR] [--stats] [--render PNG [--render-frame I]]
+                [--out DIR] [--stats] [--render PNG] [--export JSON] [--render-frame I]
 
 Runs the built-in LiDAR scene simulator (deterministic from the scene file's seed) for
 frames 0..N-1 of scenario K and does one or more of:
@@ -35,12 +37,16 @@ frames 0..N-1 of scenario K and does one or more of:
                  ego frame: each agent's points in its own colour, ground-truth boxes
                  (solid: the ego sees it; dashed: only other agents do; dim: nobody),
                  agent poses, the range of interest and a scale bar.
+  --export JSON  write frame I (--render-frame) as JSON in the ego frame for external
+                 plotting: agents (pose, points with their height above ground) and
+                 ground-truth boxes with the agents that see them; --point-stride K
+                 keeps every K-th point (default 1).
 
 Flags:
   --scene FILE       scene file (configs/scenes/*.yaml)
   --frames N         frames per scenario (default: the scene's frames_per_scenario)
   --scenario K|all   which scenario (default 0); "all" runs every scenario of the scene
-  --render-frame I   frame to draw with --render (default 0)
+  --render-frame I   frame to draw with --render or write with --export (default 0)
 
 Statistics (--stats): JSON with
   frames                          frames simulated
@@ -136,12 +142,19 @@ absl::Status RunSim(Args& args) {
   const std::optional<std::string> out = args.Get("out");
   const bool stats = args.Switch("stats");
   const std::optional<std::string> render = args.Get("render");
+  const std::optional<std::string> export_path = args.Get("export");
   QV2X_ASSIGN_OR_RETURN(int64_t render_frame, args.IntOr("render-frame", 0));
+  QV2X_ASSIGN_OR_RETURN(int64_t point_stride, args.IntOr("point-stride", 1));
   QV2X_RETURN_IF_ERROR(args.Finish());
+  if (export_path && export_path->empty()) {
+    return absl::InvalidArgumentError("--export needs a file name");
+  }
+  if (point_stride < 1) return absl::InvalidArgumentError("--point-stride must be >= 1");
   if (out && out->empty()) return absl::InvalidArgumentError("--out needs a folder");
   if (render && render->empty()) return absl::InvalidArgumentError("--render needs a file name");
-  if (!out && !stats && !render) {
-    return absl::InvalidArgumentError("nothing to do: give --out DIR, --stats or --render PNG");
+  if (!out && !stats && !render && !export_path) {
+    return absl::InvalidArgumentError(
+        "nothing to do: give --out DIR, --stats, --render PNG or --export JSON");
   }
   if (render_frame < 0) return absl::InvalidArgumentError("--render-frame must be >= 0");
 
@@ -186,6 +199,13 @@ absl::Status RunSim(Args& args) {
     QV2X_ASSIGN_OR_RETURN(SceneFrame f,
                           simulator.Frame(scenarios.front(), static_cast<int>(render_frame)));
     QV2X_RETURN_IF_ERROR(RenderBevPng(f, RenderOptionsFor(cfg), {}, *render));
+  }
+  if (export_path) {
+    QV2X_ASSIGN_OR_RETURN(SceneFrame f,
+                          simulator.Frame(scenarios.front(), static_cast<int>(render_frame)));
+    const nlohmann::json j =
+        FrameJson(f, cfg.roi_half_x_m, cfg.roi_half_y_m, static_cast<int>(point_stride));
+    QV2X_RETURN_IF_ERROR(WriteFileAtomic(*export_path, j.dump() + "\n"));
   }
   if (stats) {
     std::printf("%s\n", StatsJson(s, simulator).c_str());

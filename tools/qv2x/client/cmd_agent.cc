@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/common/status_macros.h"
+#include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "qv2x/v1/agent.grpc.pb.h"
 #include "qv2x/v1/features.grpc.pb.h"
@@ -122,15 +123,29 @@ absl::Status RunAgent(Args& args) {
 
 constexpr char kWatchUsage[] =
     R"(usage: qv2x watch [--fusion HOST:PORT | --endpoints FILE | --scene SCENE.yaml] [--frames N]
-                  [--boxes]
+                  [--boxes] [--json]
 
 Prints every fused frame as the fusion service publishes it: frame, agents fused, boxes,
-end-to-end latency, bytes received, rolling vehicle AP@0.5; --boxes lists the boxes.)";
+end-to-end latency, bytes received, rolling vehicle AP@0.5; --boxes lists the boxes;
+--json prints each frame as one line of JSON (the qv2x.v1.DetectionFrame message).)";
+
+// One protobuf message as JSON with the .proto field names, defaults included.
+absl::StatusOr<std::string> ProtoJson(const google::protobuf::Message& m) {
+  std::string text;
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  if (auto st = google::protobuf::util::MessageToJsonString(m, &text, options); !st.ok()) {
+    return absl::InternalError(st.ToString());
+  }
+  return text;
+}
 
 absl::Status RunWatch(Args& args) {
   QV2X_ASSIGN_OR_RETURN(std::string address, FusionAddress(args, "fusion"));
   QV2X_ASSIGN_OR_RETURN(int64_t frames, args.IntOr("frames", 0));
   const bool boxes = args.Switch("boxes");
+  const bool json = args.Switch("json");
   QV2X_RETURN_IF_ERROR(args.Finish());
   auto stub = v1::Fusion::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
@@ -138,6 +153,10 @@ absl::Status RunWatch(Args& args) {
   v1::DetectionFrame f;
   int64_t n = 0;
   while (reader->Read(&f)) {
+    if (json) {
+      QV2X_ASSIGN_OR_RETURN(std::string line, ProtoJson(f));
+      std::printf("%s\n", line.c_str());
+    }
     uint64_t bytes = 0;
     std::string ids;
     for (const auto& a : f.agents()) {
@@ -149,13 +168,14 @@ absl::Status RunWatch(Args& args) {
     for (const auto& c : f.rolling_ap()) {
       if (c.class_name() == "vehicle") vehicle_ap = c.ap_50();
     }
-    std::printf(
-        "frame %llu (scenario %d #%d)  agents [%s]  %d boxes  e2e %.1f ms  %llu B  "
-        "vehicle AP@0.5 %.3f\n",
-        static_cast<unsigned long long>(f.frame_id()), f.scenario(), f.frame_index(), ids.c_str(),
-        f.boxes_size(), 1e3 * f.e2e_latency_seconds(), static_cast<unsigned long long>(bytes),
-        vehicle_ap);
-    if (boxes) {
+    if (!json)
+      std::printf(
+          "frame %llu (scenario %d #%d)  agents [%s]  %d boxes  e2e %.1f ms  %llu B  "
+          "vehicle AP@0.5 %.3f\n",
+          static_cast<unsigned long long>(f.frame_id()), f.scenario(), f.frame_index(), ids.c_str(),
+          f.boxes_size(), 1e3 * f.e2e_latency_seconds(), static_cast<unsigned long long>(bytes),
+          vehicle_ap);
+    if (boxes && !json) {
       for (const auto& b : f.boxes()) {
         std::printf("  %-10s x %7.2f y %7.2f z %5.2f  l %4.2f w %4.2f h %4.2f  yaw %5.2f  %.2f\n",
                     b.class_name().c_str(), b.x(), b.y(), b.z(), b.l(), b.w(), b.h(), b.yaw(),
@@ -174,22 +194,35 @@ absl::Status RunWatch(Args& args) {
 }
 
 constexpr char kFusionUsage[] =
-    R"(usage: qv2x fusion status [WHERE]
+    R"(usage: qv2x fusion status [--json] [WHERE]
        qv2x fusion set-precision fp32|int8 [WHERE]
+       qv2x fusion load --checkpoint CKPT [--int8 ARTIFACT] [WHERE]
+       qv2x fusion retire-codebook DIGEST [--force] [WHERE]
 WHERE: --address HOST:PORT | --endpoints FILE | --scene SCENE.yaml
 
-The fusion service's state (frames fused and dropped, connected agents, codebook, grid,
-rolling AP) and the precision of its ego half (INT8 needs qv2x-fusion --int8_artifact);
-a switch applies from the next frame fused.)";
+The fusion service's state (frames fused and dropped, connected agents, the codebooks it
+accepts and which agents send each, grid, rolling AP) and the precision of its ego half
+(INT8 needs an INT8 artifact); a switch applies from the next frame fused. --json prints
+the status message as JSON.
+
+A model roll-out without stopping the scene: `fusion load` runs the new weights from the
+next frame and keeps accepting the previous codebook; then `qv2x agent load` each agent;
+then `fusion retire-codebook` the old digest (refused while a connected agent still sends
+it, unless --force).)";
 
 absl::Status RunFusion(Args& args) {
   if (args.positional().empty()) return absl::InvalidArgumentError("expected a subcommand");
   const std::string sub = args.positional()[0];
   QV2X_ASSIGN_OR_RETURN(std::string address, FusionAddress(args, "address"));
+  const bool json = args.Switch("json");
+  const bool force = args.Switch("force");
+  const std::string checkpoint = args.GetOr("checkpoint", "");
+  const std::string int8 = args.GetOr("int8", "");
   QV2X_RETURN_IF_ERROR(args.Finish());
   auto stub = v1::Fusion::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  // A load reads and checks a checkpoint (and an INT8 artifact) on a busy machine.
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
   v1::FusionStatus s;
   if (sub == "status" && args.positional().size() == 1) {
     QV2X_RETURN_IF_ERROR(services::FromGrpc(stub->GetStatus(&ctx, {}, &s)));
@@ -198,8 +231,26 @@ absl::Status RunFusion(Args& args) {
     v1::FusionPrecisionRequest req;
     req.set_precision(p);
     QV2X_RETURN_IF_ERROR(services::FromGrpc(stub->SetPrecision(&ctx, req, &s)));
+  } else if (sub == "load" && args.positional().size() == 1) {
+    if (checkpoint.empty()) return absl::InvalidArgumentError("load needs --checkpoint");
+    v1::FusionLoadModelRequest req;
+    req.set_checkpoint(checkpoint);
+    req.set_int8_artifact(int8);
+    QV2X_RETURN_IF_ERROR(services::FromGrpc(stub->LoadModel(&ctx, req, &s)));
+  } else if (sub == "retire-codebook" && args.positional().size() == 2) {
+    v1::RetireCodebookRequest req;
+    req.set_digest(args.positional()[1]);
+    req.set_force(force);
+    QV2X_RETURN_IF_ERROR(services::FromGrpc(stub->RetireCodebook(&ctx, req, &s)));
   } else {
-    return absl::InvalidArgumentError("expected `status` or `set-precision fp32|int8`");
+    return absl::InvalidArgumentError(
+        "expected `status`, `set-precision fp32|int8`, `load --checkpoint CKPT` or "
+        "`retire-codebook DIGEST`");
+  }
+  if (json) {
+    QV2X_ASSIGN_OR_RETURN(std::string text, ProtoJson(s));
+    std::printf("%s\n", text.c_str());
+    return absl::OkStatus();
   }
   std::string connected;
   for (int id : s.connected_agents()) absl::StrAppend(&connected, connected.empty() ? "" : ",", id);
@@ -211,6 +262,18 @@ absl::Status RunFusion(Args& args) {
       static_cast<unsigned long long>(s.frames_dropped()), connected.c_str(),
       s.codebook_digest().c_str(), s.grid().levels(), s.grid().height(), s.grid().width(),
       s.grid().dict_size());
+  std::printf("  model %s%s, generation %llu\n",
+              s.checkpoint().empty() ? "(seeded initial model)" : s.checkpoint().c_str(),
+              s.int8_artifact().empty() ? "" : absl::StrCat(", int8 ", s.int8_artifact()).c_str(),
+              static_cast<unsigned long long>(s.model_generation()));
+  for (const v1::HeldCodebook& c : s.codebooks()) {
+    std::string agents;
+    for (int id : c.agents()) absl::StrAppend(&agents, agents.empty() ? "" : ",", id);
+    std::printf("  codebook %s%s: %llu messages, last frame %llu, sent by [%s]\n",
+                c.digest().c_str(), c.current() ? " (current)" : "",
+                static_cast<unsigned long long>(c.messages()),
+                static_cast<unsigned long long>(c.last_frame_id()), agents.c_str());
+  }
   for (const auto& c : s.rolling_ap()) {
     std::printf("  rolling AP %-10s %.3f / %.3f / %.3f\n", c.class_name().c_str(), c.ap_30(),
                 c.ap_50(), c.ap_70());
@@ -218,7 +281,7 @@ absl::Status RunFusion(Args& args) {
   return absl::OkStatus();
 }
 
-const Registration kFusion({"fusion", "status and ego-half precision of the fusion service",
+const Registration kFusion({"fusion", "status, ego-half precision and model roll-out of fusion",
                             kFusionUsage, RunFusion});
 const Registration kAgent({"agent", "status, precision switch and model load of a running agent",
                            kAgentUsage, RunAgent});

@@ -21,6 +21,7 @@ constexpr char kUpUsage[] =
     R"(usage: qv2x scene up --config SCENE.yaml [--frames N] [--json FILE] [--print-frames]
                      [--codec bitpack|zstd] [--pace realtime|lockstep] [--precision fp32|int8]
                      [--checkpoint CKPT] [--agents N] [--run-dir DIR] [--ephemeral-ports]
+                     [--with-training] [--artifacts DIR]
 
 Starts the scene's services on 127.0.0.1 as child processes (fusion, one agent per scene
 agent, and the trainer / quantizer when the scene's `cluster:` section enables them) with
@@ -35,7 +36,9 @@ Ctrl-C / SIGTERM, then stops them all gracefully.
   --codec/--pace/--precision/--checkpoint   override the scene file's cluster settings
   --agents N         run only the first N agents (the ego first)
   --run-dir DIR      logs, port files and endpoints.json (default .qv2x-run/<scene name>)
-  --ephemeral-ports  let the OS pick every port (see endpoints.json))";
+  --ephemeral-ports  let the OS pick every port (see endpoints.json)
+  --with-training    also start the trainer and the quantizer (whatever the scene says)
+  --artifacts DIR    their artifacts folder (checkpoints, INT8 artifacts))";
 
 constexpr char kBenchUsage[] =
     R"(usage: qv2x scene bench --config SCENE.yaml [--agents 1,2,4,8] [--codecs bitpack,zstd]
@@ -51,6 +54,8 @@ absl::Status ReadLaunchOverrides(Args& args, LaunchOptions* o) {
   if (auto v = args.Get("pace")) o->pace = *v;
   if (auto v = args.Get("precision")) o->precision = *v;
   if (auto v = args.Get("checkpoint")) o->checkpoint = *v;
+  if (auto v = args.Get("artifacts")) o->artifacts = *v;
+  o->with_training = args.Switch("with-training");
   return absl::OkStatus();
 }
 

@@ -5,7 +5,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "core/common/file_util.h"
 #include "grpcpp/grpcpp.h"
+#include "nlohmann/json.hpp"
 #include "qv2x/v1/trainer.grpc.pb.h"
 #include "services/status_convert.h"
 #include "tools/qv2x/client/progress_bar.h"
@@ -17,17 +19,21 @@ namespace {
 constexpr char kUsage[] =
     R"(usage: qv2x train --stage {1|2|3} --config FILE [--from CKPT] [--out DIR]
                   [--trainer HOST:PORT] [--set key.path=value ...] [--resume]
+                  [--json FILE]
 
 Runs one QuantV2X training stage on a qv2x-trainer service and follows its progress.
   --stage N         1: full precision, 2: codebook only, 3: end to end
   --config FILE     stage YAML (a path the trainer can read: under its artifacts or
                     configs folder, e.g. configs/cpu/stage1.yaml)
   --from CKPT       input checkpoint, relative to the trainer's artifacts folder
-                    (stage 2: a stage-1 checkpoint, stage 3: a stage-2 checkpoint)
+                    (stage 1: a stage-1 checkpoint to fine-tune, none to train from
+                    scratch; stage 2: a stage-1 checkpoint, stage 3: a stage-2 one)
   --out DIR         output folder under the artifacts folder (default: stageN)
   --trainer ADDR    trainer address (default 127.0.0.1:50070)
   --set k=v         override a YAML key for this run (repeatable)
   --resume          continue from the output folder's last checkpoint
+  --json FILE       write the outcome here: job, steps, final losses, lr, elapsed
+                    seconds, last validation AP, checkpoint
 Exits non-zero with the trainer's reason when the stage fails.)";
 
 std::string LossSummary(const v1::TrainProgress& p) {
@@ -49,6 +55,7 @@ absl::Status RunTrain(Args& args) {
   req.set_resume(args.Switch("resume"));
   for (const auto& s : args.All("set")) req.add_overrides(s);
   const std::string addr = args.GetOr("trainer", "127.0.0.1:50070");
+  const std::string json_path = args.GetOr("json", "");
   if (absl::Status st = args.Finish(); !st.ok()) return st;
   if (*stage < 1 || *stage > 3) return absl::InvalidArgumentError("--stage must be 1, 2 or 3");
 
@@ -57,9 +64,14 @@ absl::Status RunTrain(Args& args) {
   grpc::ClientContext ctx;
   auto reader = stub->RunStage(&ctx, req);
   ProgressBar bar;
-  v1::TrainProgress p;
+  v1::TrainProgress p, last_step;
   std::string checkpoint;
+  nlohmann::json validation;
   while (reader->Read(&p)) {
+    if (p.steps_total() > 0 && p.losses_size() > 0) last_step = p;
+    for (const auto& ap : p.validation_ap()) {
+      validation[ap.class_name()] = {{"0.3", ap.ap_30()}, {"0.5", ap.ap_50()}, {"0.7", ap.ap_70()}};
+    }
     if (p.done()) {
       bar.Event(p.message());
       checkpoint = p.checkpoint();
@@ -87,7 +99,19 @@ absl::Status RunTrain(Args& args) {
   }
   std::printf("stage %lld done; checkpoint: %s\n", static_cast<long long>(*stage),
               checkpoint.c_str());
-  return absl::OkStatus();
+  if (json_path.empty()) return absl::OkStatus();
+  nlohmann::json out = {
+      {"stage", *stage},
+      {"job_id", last_step.job_id()},
+      {"steps", last_step.step()},
+      {"epochs", last_step.epochs_total()},
+      {"lr", last_step.lr()},
+      {"elapsed_s", last_step.elapsed_s()},
+      {"checkpoint", checkpoint},
+      {"final_losses", nlohmann::json::object()},
+      {"validation_ap", validation.is_null() ? nlohmann::json::object() : validation}};
+  for (const auto& t : last_step.losses()) out["final_losses"][t.name()] = t.value();
+  return WriteFileAtomic(json_path, out.dump(2) + "\n");
 }
 
 const Registration kTrain({"train", "run a training stage on qv2x-trainer (RPC)", kUsage,

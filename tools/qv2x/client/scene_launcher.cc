@@ -76,6 +76,8 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
   if (options.pace) c.pace = *options.pace;
   if (options.precision) c.precision = *options.precision;
   if (options.checkpoint) c.checkpoint = *options.checkpoint;
+  if (options.with_training) c.trainer.enabled = c.quantizer.enabled = true;
+  if (options.artifacts) c.trainer.artifacts = c.quantizer.artifacts = *options.artifacts;
   if (!c.checkpoint.empty() && !std::filesystem::exists(c.checkpoint)) {
     Say(options.verbose, absl::StrCat(c.checkpoint,
                                       " not found: every service runs the seeded "

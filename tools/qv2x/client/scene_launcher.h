@@ -27,8 +27,10 @@ struct LaunchOptions {
   std::string run_dir;           // empty: .qv2x-run/<scene name>
   bool ephemeral_ports = false;  // port 0 everywhere (the OS picks; see endpoints.json)
   std::optional<std::string> codec, pace, precision, checkpoint;
-  int num_agents = 0;  // the first N scene agents (the ego first); 0: all
-  int max_cav = 0;     // agents fused per frame; 0: the model config's
+  bool with_training = false;            // also start the trainer and the quantizer
+  std::optional<std::string> artifacts;  // their artifacts folder (default: the scene's)
+  int num_agents = 0;                    // the first N scene agents (the ego first); 0: all
+  int max_cav = 0;                       // agents fused per frame; 0: the model config's
   double startup_timeout_s = 300;
   bool verbose = true;
 };
