@@ -26,6 +26,8 @@ v1::Precision ToProto(Precision p) {
 }
 
 constexpr auto kControlTimeout = std::chrono::seconds(30);
+// Realtime pace: frames of this agent the fusion service may hold unfused at once.
+constexpr size_t kMaxInFlight = 2;
 
 }  // namespace
 
@@ -172,6 +174,7 @@ void AgentRunner::Run() {
       // Resume with the current frame: a restarted fusion service knows nothing of the
       // frames before, so the agent neither replays them nor waits for their notices.
       connect_base_ = next_lockstep_;
+      in_flight_.clear();  // a restarted fusion service will not close the old frames
     }
     const std::optional<uint64_t> frame = NextFrame();
     if (!frame) continue;
@@ -189,6 +192,20 @@ void AgentRunner::Run() {
 std::optional<uint64_t> AgentRunner::NextFrame() {
   const sim::SceneConfig& scene = sim_->config();
   if (options_.pace == Pace::kRealtime) {
+    // Flow control: while kMaxInFlight of this agent's frames are still open at the fusion
+    // service (one fusing, one queued), fusion is the bottleneck; encoding more would only
+    // queue frames and grow the latency without bound, so ticks are skipped instead.
+    const std::optional<uint64_t> closed = link_.closed();
+    std::optional<uint64_t> oldest_open;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      while (!in_flight_.empty() && closed && in_flight_.front() <= *closed) in_flight_.pop_front();
+      if (in_flight_.size() >= kMaxInFlight) oldest_open = in_flight_.front();
+    }
+    if (oldest_open) {
+      link_.WaitClosed(*oldest_open, std::chrono::milliseconds(100));
+      return std::nullopt;
+    }
     // An agent slower than the scene rate encodes every stride-th tick, the stride a power
     // of two that covers its recent frame time. Powers of two keep agents aligned: a slower
     // agent's frames are a subset of a faster one's, so frames still get fused together.
@@ -307,6 +324,7 @@ bool AgentRunner::EncodeAndSend(uint64_t frame_id) {
   ++frames_sent_;
   bytes_sent_ += size;
   last_sent_ = frame_id;
+  in_flight_.push_back(frame_id);
   next_lockstep_ = frame_id + 1;
   return true;
 }

@@ -178,7 +178,8 @@ class Demo:
                 r = json.load(f)
             prev = f"demo/stage{stage}/last.pth"  # as the trainer names it: artifacts-relative
             stages[str(stage)] = {"steps": r["steps"], "final_loss": r["final_losses"].get("total"),
-                                  "losses": r["final_losses"], "checkpoint": r["checkpoint"],
+                                  "losses": r["final_losses"],
+                                  "checkpoint": f"out/demo/artifacts/{prev}",
                                   "validation_ap": r["validation_ap"],
                                   "seconds": round(time.time() - start, 1)}
             self.say(f"stage {stage}: {r['steps']} steps, loss {r['final_losses']}, "
@@ -299,10 +300,13 @@ class Demo:
         q = lambda quant, metric, name: p.scalar(
             f"histogram_quantile({quant}, sum by (le) (increase({metric}_bucket{{{sel}}}[{w}])))",
             t1, f"{tag}: {name}")
+        frames = p.delta('qv2x_fusion_frames_total{outcome="fused"}', t0, t1, f"{tag}: frames fused")
+        agents = p.delta("qv2x_fusion_agents_per_frame_sum", t0, t1, f"{tag}: agents fused")
         return {
             "seconds": round(t1 - t0, 1),
-            "frames": p.delta('qv2x_fusion_frames_total{outcome="fused"}', t0, t1,
-                              f"{tag}: frames fused"),
+            "frames": frames,
+            "fused_frames_per_second": frames / (t1 - t0),
+            "agents_per_frame": agents / frames if frames else None,
             "messages": msgs,
             "bytes_per_message": sent / msgs if msgs else None,
             "compression_ratio": fp32 / sent if sent else None,
@@ -447,6 +451,9 @@ def table(s):
     f, i = s["fp32"], s["int8"]
     rows += [
         ("frames fused", fmt(f["frames"], digits=0), fmt(i["frames"], digits=0)),
+        ("fused frames/s, agents/frame",
+         f"{fmt(f['fused_frames_per_second'], digits=1)}, {fmt(f['agents_per_frame'], digits=2)}",
+         f"{fmt(i['fused_frames_per_second'], digits=1)}, {fmt(i['agents_per_frame'], digits=2)}"),
         ("bytes per message", fmt(f["bytes_per_message"], digits=0), fmt(i["bytes_per_message"], digits=0)),
         ("vs FP32 features", fmt(f["compression_ratio"], digits=0, unit="x"),
          fmt(i["compression_ratio"], digits=0, unit="x")),

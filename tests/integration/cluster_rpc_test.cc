@@ -588,9 +588,35 @@ TEST_F(ClusterTest, RollOutOfANewCodebookLosesNoFrame) {
   EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_rejected_messages_total"), 0);
   EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_codebooks_held"), 1);
   EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_model_loads_total", {"outcome=\"ok\""}), 1);
-  EXPECT_GE(qv2x::testing::SumOf(fm, "qv2x_fusion_e2e_latency_seconds_count",
-                                 {"precision=\"fp32\""}),
-            static_cast<double>(got.size()));
+  EXPECT_GE(
+      qv2x::testing::SumOf(fm, "qv2x_fusion_e2e_latency_seconds_count", {"precision=\"fp32\""}),
+      static_cast<double>(got.size()));
+}
+
+// Realtime agents pace themselves on the fusion service: while it fuses nothing (here it is
+// stopped), each agent keeps at most two frames open there and skips the scene's ticks
+// instead of queueing frames whose latency would then grow without bound.
+TEST_F(ClusterTest, RealtimeAgentsWaitForAFusionServiceThatFallsBehind) {
+  StartFusion();
+  for (int id : kAgents) StartAgent(id, {"--pace=realtime"});
+  ASSERT_GE(frames_->WaitFor(5, 180).size(), 5u) << Logs();
+  fusion_->Signal(SIGSTOP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // in-flight frames settle
+  const auto sent = [&] {
+    return qv2x::testing::SumOf(Metrics(agent_ports_[1].metrics), "qv2x_agent_frames_sent_total");
+  };
+  const auto skipped = [&] {
+    return qv2x::testing::SumOf(Metrics(agent_ports_[1].metrics),
+                                "qv2x_agent_frames_skipped_total");
+  };
+  const double sent0 = sent(), skipped0 = skipped();
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // 30 ticks at the scene's 10 Hz
+  const double sent1 = sent(), skipped1 = skipped();
+  fusion_->Signal(SIGCONT);
+  EXPECT_EQ(sent1, sent0) << "no frame encoded while two are open at a stalled fusion service";
+  const size_t at_resume = frames_->size();
+  ASSERT_GE(frames_->WaitFor(at_resume + 5, 120).size(), at_resume + 5) << Logs();
+  EXPECT_GT(skipped(), skipped1) << "the ticks missed while waiting are counted as skipped";
 }
 
 }  // namespace
