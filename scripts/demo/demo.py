@@ -166,11 +166,14 @@ class Demo:
             if prev:
                 args += ["--from", prev]
             if not self.full:
-                # A short fine-tune: a few batches, a gentle rate, a small validation pass.
-                args += ["--set", "train_params.train_frames=8", "--set", "train_params.epoches=1",
-                         "--set", "train_params.val_frames=4"]
-                if stage == 1:  # stages 2 and 3 keep their own rates (0.002 and 0.0002)
-                    args += ["--set", "optimizer.lr=0.0002"]
+                # A short fine-tune: one epoch of a few frames, a small validation pass.
+                # Stage 2 (the codebook alone: cheap steps) gets more frames, since the
+                # new codebook is what every agent's messages will be decoded with.
+                frames = {1: 8, 2: 96, 3: 16}[stage]
+                args += ["--set", f"train_params.train_frames={frames}",
+                         "--set", "train_params.epoches=1", "--set", "train_params.val_frames=4"]
+                if stage == 1:  # fresh Adam steps at 0.002 would undo the shipped weights
+                    args += ["--set", "optimizer.lr=0.00002"]
             self.mark(f"stage {stage}")
             start = time.time()
             self.cluster.run(args, f"train-stage{stage}")

@@ -175,6 +175,26 @@ TEST_F(TrainerRpcTest, ThreeStagesFreezeWhatStage2MustNotTouch) {
   st = Run(Request(3, "s3b", "s1/last.pth", 1), &msgs);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
 
+  // Stage 1 fine-tunes a stage-1 checkpoint when given one: at a vanishing rate it keeps
+  // the weights it started from (BN running statistics aside).
+  v1::RunStageRequest ft1 = Request(1, "ft1", "s1/last.pth", 1);
+  ft1.add_overrides("optimizer.lr=1e-12");
+  st = Run(ft1, &msgs);
+  ASSERT_TRUE(st.ok()) << st.error_message() << "\n" << server_->Log();
+  const Checkpoint f1 = Read("ft1/last.pth");
+  int weights = 0;
+  for (const auto& [name, t] : s1.tensors) {
+    if (name.find("running_") != std::string::npos ||
+        name.find("num_batches") != std::string::npos) {
+      continue;
+    }
+    const torch::Tensor* u = f1.Find(name);
+    ASSERT_NE(u, nullptr) << name;
+    EXPECT_TRUE(torch::allclose(t, *u, 1e-5, 1e-8)) << name << ": not fine-tuned from s1";
+    ++weights;
+  }
+  EXPECT_GT(weights, 10);
+
   auto metrics = qv2x::testing::HttpGet(ports_.metrics, "/metrics");
   ASSERT_TRUE(metrics.ok()) << metrics.status();
   EXPECT_NE(metrics->find("qv2x_trainer_step_total"), std::string::npos);
