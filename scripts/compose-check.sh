@@ -67,8 +67,25 @@ export COMPOSE_DOCKER_CLI_BUILD=0 DOCKER_BUILDKIT=0
 # What the compose file builds from: our debootstrap base instead of a registry's image.
 export QV2X_DEBIAN_IMAGE=$BASE_IMAGE QV2X_BUILD_JOBS=$JOBS
 unset QV2X_PROMETHEUS_IMAGE QV2X_INT8_ARTIFACT   # the check runs the defaults
-COMPOSE=(docker-compose -f deploy/docker-compose.yml -f deploy/docker-compose.host.yml)
 mkdir -p "$LOGS"
+# The compose file + the host-network override, rendered into one file without `ports:`.
+# docker-compose 1.29 refuses published ports with network_mode host ("host" network_mode
+# is incompatible with port_bindings) and an override cannot delete the base file's
+# `ports:`; with host networking they mean nothing anyway (the ports are the host's).
+RENDERED=$LOGS/docker-compose.host.rendered.yml
+COMPOSE=(docker-compose -p "$PROJECT" -f "$RENDERED")
+render_compose() {
+  docker-compose -f deploy/docker-compose.yml -f deploy/docker-compose.host.yml config |
+    python3 -c '
+import sys, yaml
+c = yaml.safe_load(sys.stdin)
+for name, svc in c["services"].items():
+    if svc.get("network_mode") != "host":
+        sys.exit(f"compose-check: service {name} is not on the host network")
+    svc.pop("ports", None)
+yaml.safe_dump(c, sys.stdout, sort_keys=False)' >"$RENDERED.tmp"
+  mv "$RENDERED.tmp" "$RENDERED"
+}
 
 # docker-compose 1.29 runs `exec` through the `docker` found in PATH: make it ours.
 SHIM=$(mktemp -d /tmp/compose-check-bin.XXXXXX)
@@ -189,6 +206,10 @@ preflight() {
     [ -n "$(ss -Hltn "sport = :$p")" ] && busy+=("$p")
   done
   [ ${#busy[@]} -eq 0 ] || fail "ports already in use on this host: ${busy[*]} (a scene or Prometheus running?)"
+  render_compose
+  # `qv2x agent` prefers a running `qv2x scene up`'s endpoints over the fixed ports.
+  [ ! -e .qv2x-run/intersection/endpoints.json ] ||
+    log "  warning: .qv2x-run/intersection/endpoints.json exists; qv2x agent will use it"
   log "  docker-compose $(docker-compose version --short), CLI $QV2X, revision $(git describe --always --dirty 2>/dev/null || echo unknown)"
 }
 
