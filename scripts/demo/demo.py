@@ -376,7 +376,7 @@ class Demo:
         series = {
             "bytes": rows("sum(rate(qv2x_agent_sent_bytes_total[10s])) / "
                           "sum(rate(qv2x_agent_frames_sent_total[10s]))",
-                          lambda l: "all agents (zstd indices + header)"),
+                          lambda l: "all agents"),
             "encode": rows("histogram_quantile(0.5, sum by (le, precision) "
                            "(rate(qv2x_agent_encode_duration_seconds_bucket[10s])))",
                            lambda l: l.get("precision", "?").upper(), 1e3),
@@ -389,6 +389,8 @@ class Demo:
         phases = [(ev["stage 1"], ev["roll-out"], "training + PTQ", "#999999"),
                   (ev["roll-out"], ev["roll-out"] + self.summary["rollout"]["seconds"],
                    "roll-out", "#ff9900"),
+                  (ev["roll-out"] + self.summary["rollout"]["seconds"], ev["-> INT8"], "FP32",
+                   "#1f77b4"),
                   (ev["-> INT8"], ev["-> FP32"], "INT8", "#2ca02c")]
         timeline_png(series, marks, phases, os.path.join(self.out, "timeline.png"),
                      os.path.join(self.out, "plot-timeline"),
