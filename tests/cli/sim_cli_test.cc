@@ -1,5 +1,6 @@
 // `qv2x sim` end to end: statistics JSON, OPV2V output, the BEV picture, and one-line
 // errors for bad input.
+#include <cmath>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -45,6 +46,46 @@ TEST_F(SimCliTest, StatsJsonHasTheKeysAndAddsUp) {
   const CliResult all = Run("--scene configs/scenes/tiny.yaml --frames 2 --scenario all --stats");
   ASSERT_EQ(all.exit_code, 0) << all.err;
   EXPECT_EQ(nlohmann::json::parse(all.out)["frames"], 4);
+}
+
+// --export: one frame in the ego frame. The ego sits at the origin heading along x; the
+// ground truth and its visibility agree with the statistics of the same frame.
+TEST_F(SimCliTest, ExportsAFrameInTheEgoFrame) {
+  const std::string path = dir() + "/frame.json";
+  const CliResult r =
+      Run("--scene configs/scenes/tiny.yaml --render-frame 1 --export '" + path + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(Slurp(path));
+  EXPECT_EQ(j["frame"], 1);
+  ASSERT_EQ(j["agents"].size(), 3u);
+  const nlohmann::json& ego = j["agents"][0];
+  EXPECT_EQ(ego["id"], j["ego_id"]);
+  EXPECT_NEAR(ego["x"].get<double>(), 0, 1e-6);
+  EXPECT_NEAR(ego["y"].get<double>(), 0, 1e-6);
+  EXPECT_NEAR(ego["yaw"].get<double>(), 0, 1e-9);
+  const size_t points = ego["points"].size();
+  EXPECT_GT(points, 1000u);
+  size_t ground = 0;  // heights are above the sweep's own ground level
+  for (const auto& p : ego["points"]) ground += std::abs(p[2].get<double>()) < 0.3;
+  EXPECT_GT(ground, points / 4);
+  for (const auto& b : j["gt"]) {
+    const std::string cls = b["class"];
+    EXPECT_TRUE(cls == "vehicle" || cls == "pedestrian" || cls == "truck") << cls;
+    bool ego_in = false;
+    for (const auto& id : b["seen_by"]) ego_in |= id == j["ego_id"];
+    EXPECT_EQ(b["seen_by_ego"].get<bool>(), ego_in);
+    EXPECT_GT(b["l"].get<double>(), 0);
+  }
+  EXPECT_FALSE(j["gt"].empty());
+
+  const CliResult thin = Run("--scene configs/scenes/tiny.yaml --render-frame 1 --export '" + path +
+                             "' --point-stride 4");
+  ASSERT_EQ(thin.exit_code, 0) << thin.err;
+  const size_t kept = nlohmann::json::parse(Slurp(path))["agents"][0]["points"].size();
+  EXPECT_EQ(kept, (points + 3) / 4);
+  EXPECT_NE(
+      Run("--scene configs/scenes/tiny.yaml --export '" + path + "' --point-stride 0").exit_code,
+      0);
 }
 
 TEST_F(SimCliTest, WritesTheOpv2vLayoutAndAPicture) {
