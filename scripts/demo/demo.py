@@ -20,6 +20,8 @@ import signal
 import sys
 import time
 
+import yaml  # python3-yaml (scripts/install-deps.sh)
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import Cluster, StepError, free_port, port_free  # noqa: E402
 from plots import frame_png, timeline_png  # noqa: E402
@@ -144,7 +146,6 @@ class Demo:
         self.say(f"{len(targets)} Prometheus targets up")
 
     def scene_ego(self):
-        import yaml  # python3-yaml, as deploy/check_deploy.py
         with open(os.path.join(REPO, SCENE)) as f:
             return yaml.safe_load(f)["ego_id"]
 
