@@ -137,8 +137,8 @@ import json, sys
 jobs = set(sys.argv[1:])
 ts = [t for t in json.load(sys.stdin)["data"]["activeTargets"] if t["labels"]["job"] in jobs]
 for t in sorted(ts, key=lambda t: (t["labels"]["job"], t["labels"].get("instance", ""))):
-    err = t.get("lastError") or ""
-    print(f"  {t[\"labels\"][\"job\"]:15} {t[\"labels\"].get(\"instance\", \"\"):16} {t[\"health\"]:8} {err}")
+    job, inst = t["labels"]["job"], t["labels"].get("instance", "")
+    print("  %-15s %-16s %-8s %s" % (job, inst, t["health"], t.get("lastError") or ""))
 seen = {t["labels"]["job"] for t in ts}
 sys.exit(0 if ts and seen == jobs and all(t["health"] == "up" for t in ts) else 1)' "$@"
 }
@@ -282,8 +282,9 @@ EOF
 }
 
 build_images() {
-  local rev
+  local rev t0
   rev=$(git describe --always --dirty 2>/dev/null || echo unknown)
+  t0=$(date +%s)
   # One service builds qv2x:cpu for all of them (same image and build).
   "${COMPOSE[@]}" build --build-arg "QV2X_REVISION=$rev" fusion >"$LOGS/build-qv2x.log" 2>&1 ||
     { tail -40 "$LOGS/build-qv2x.log" >&2; fail "image qv2x:cpu did not build (log: $LOGS/build-qv2x.log)"; }
@@ -291,6 +292,10 @@ build_images() {
     { tail -40 "$LOGS/build-prometheus.log" >&2; fail "Prometheus image did not build"; }
   log "  $($DOCKER image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' qv2x:cpu)," \
       "$($DOCKER image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' qv2x-prometheus)"
+  # Older builds' untagged images (each source change leaves a ~7 GB build stage behind).
+  # This build's layers are newer, and the layers it reused have children: both are kept,
+  # so the next run still hits the layer cache.
+  $DOCKER image prune -f --filter "until=$t0" | tail -1
 }
 
 check_images() {
@@ -370,7 +375,8 @@ train_stage() {
   sleep 6  # one trainer scrape (5 s)
   log "  trainer jobs by state: $(prom_query 'qv2x_trainer_jobs_total' | python3 -c '
 import json, sys
-print(", ".join(f"{r[\"metric\"].get(\"state\")}={r[\"value\"][1]}" for r in json.load(sys.stdin)["data"]["result"]))')"
+print(", ".join("%s=%s" % (r["metric"].get("state"), r["value"][1])
+                for r in json.load(sys.stdin)["data"]["result"]))')"
 }
 
 scene_down() {
