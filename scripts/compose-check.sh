@@ -6,7 +6,7 @@
 # and runs one short stage through the trainer RPC inside the containers, then takes
 # everything down. Prints the time of each step; exits non-zero naming the failing step.
 #
-#   sudo scripts/compose-check.sh [--jobs N] [--no-build] [--keep-daemon]
+#   sudo scripts/compose-check.sh [--jobs N] [--no-build | --build-only] [--keep-daemon]
 #
 #   --jobs N       parallel compiles in the image build (default 2; a LibTorch file needs
 #                  1.5-2.5 GB of RAM)
@@ -235,8 +235,7 @@ daemon_start() {
     --pidfile "$RUN_DIR/dockerd.pid" -H "$DOCKER_HOST" >>"$LOGS/dockerd.log" 2>&1 &
   DAEMON_PID=$!
   STARTED_DAEMON=1
-  local i
-  for i in $(seq 60); do
+  for _ in $(seq 60); do
     $DOCKER info >/dev/null 2>&1 && { log "  private dockerd pid $DAEMON_PID on $DOCKER_HOST"; return 0; }
     kill -0 "$DAEMON_PID" 2>/dev/null || { tail -20 "$LOGS/dockerd.log" >&2; fail "dockerd exited"; }
     sleep 1
@@ -396,8 +395,7 @@ daemon_stop() {
   [ "$STARTED_DAEMON" = 1 ] || { log "  not ours: left running"; return 0; }
   [ "$KEEP_DAEMON" = 1 ] && { log "  --keep-daemon: dockerd $DAEMON_PID left running on $DOCKER_HOST"; return 0; }
   kill -TERM "$DAEMON_PID" 2>/dev/null || true
-  local i
-  for i in $(seq 60); do
+  for _ in $(seq 60); do
     kill -0 "$DAEMON_PID" 2>/dev/null || break
     sleep 1
   done
