@@ -281,20 +281,22 @@ EOF
 }
 
 build_images() {
-  local rev t0
+  local rev
   rev=$(git describe --always --dirty 2>/dev/null || echo unknown)
-  t0=$(date +%s)
   # One service builds qv2x:cpu for all of them (same image and build).
   "${COMPOSE[@]}" build --build-arg "QV2X_REVISION=$rev" fusion >"$LOGS/build-qv2x.log" 2>&1 ||
     { tail -40 "$LOGS/build-qv2x.log" >&2; fail "image qv2x:cpu did not build (log: $LOGS/build-qv2x.log)"; }
   "${COMPOSE[@]}" build prometheus >"$LOGS/build-prometheus.log" 2>&1 ||
     { tail -40 "$LOGS/build-prometheus.log" >&2; fail "Prometheus image did not build"; }
+  # Tag the build stage as well (a full cache hit, seconds): its layers are the next
+  # build's cache, and untagged they would go with the prune below, which removes the
+  # older builds' leftovers (each source change leaves a ~7 GB build stage behind).
+  $DOCKER build -q --network host -f docker/Dockerfile.cpu --target build \
+    --build-arg "DEBIAN_IMAGE=$BASE_IMAGE" --build-arg "JOBS=$JOBS" -t qv2x:cpu-build . \
+    >>"$LOGS/build-qv2x.log" 2>&1 || fail "tagging the build stage failed (log: $LOGS/build-qv2x.log)"
   log "  $($DOCKER image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' qv2x:cpu)," \
-      "$($DOCKER image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' qv2x-prometheus)"
-  # Older builds' untagged images (each source change leaves a ~7 GB build stage behind).
-  # This build's layers are newer, and the layers it reused have children: both are kept,
-  # so the next run still hits the layer cache.
-  $DOCKER image prune -f --filter "until=$t0" | tail -1
+      "$($DOCKER image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' qv2x-prometheus)," \
+      "old layers pruned: $($DOCKER image prune -f | sed -n 's/^Total reclaimed space: //p')"
 }
 
 check_images() {
