@@ -288,15 +288,22 @@ build_images() {
     { tail -40 "$LOGS/build-qv2x.log" >&2; fail "image qv2x:cpu did not build (log: $LOGS/build-qv2x.log)"; }
   "${COMPOSE[@]}" build prometheus >"$LOGS/build-prometheus.log" 2>&1 ||
     { tail -40 "$LOGS/build-prometheus.log" >&2; fail "Prometheus image did not build"; }
-  # Tag the build stage as well (a full cache hit, seconds): its layers are the next
-  # build's cache, and untagged they would go with the prune below, which removes the
-  # older builds' leftovers (each source change leaves a ~7 GB build stage behind).
-  $DOCKER build -q --network host -f docker/Dockerfile.cpu --target build \
-    --build-arg "DEBIAN_IMAGE=$BASE_IMAGE" --build-arg "JOBS=$JOBS" -t qv2x:cpu-build . \
-    >>"$LOGS/build-qv2x.log" 2>&1 || fail "tagging the build stage failed (log: $LOGS/build-qv2x.log)"
+  # Tag the build stage's last layer too (the classic builder prints each step's image id;
+  # the one before the runtime stage's FROM): its layers are the next build's cache, and
+  # untagged they would go with the prune below, which removes the older builds'
+  # leftovers (each source change leaves a ~7 GB build stage behind).
+  local stage
+  stage=$(awk '/^ ---> [0-9a-f]+$/ {id = $2} /^Step [0-9]+\/[0-9]+ : FROM .* AS runtime$/ {print id; exit}' \
+    "$LOGS/build-qv2x.log")
+  [ -n "$stage" ] || fail "no build-stage image id in $LOGS/build-qv2x.log"
+  $DOCKER tag "$stage" qv2x:cpu-build
   log "  $($DOCKER image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' qv2x:cpu)," \
-      "$($DOCKER image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' qv2x-prometheus)," \
-      "old layers pruned: $($DOCKER image prune -f | sed -n 's/^Total reclaimed space: //p')"
+      "$($DOCKER image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' qv2x-prometheus)"
+  # Only in our private daemon: elsewhere the dangling images may be someone else's.
+  if [ "$STARTED_DAEMON" = 1 ]; then
+    $DOCKER container prune -f >/dev/null   # left by interrupted builds
+    log "  older builds' layers pruned: $($DOCKER image prune -f | sed -n 's/^Total reclaimed space: //p')"
+  fi
 }
 
 check_images() {
