@@ -84,7 +84,8 @@ class PrometheusTest(unittest.TestCase):
         self.assertEqual(self.prom.delta("qv2x_no_such_metric", t0, t1), 0)
         up = {t["labels"]["job"]: t["health"] for t in self.prom.targets()}
         self.assertEqual(up["qv2x-fusion"], "up")
-        series = self.prom.range(f"sum({expr})", t0 - 1, t1, 1)
+        # Whole steps back from t1, so that the last point is evaluated at t1 itself.
+        series = self.prom.range(f"sum({expr})", t1 - 10, t1, 1)
         self.assertEqual(len(series), 1)
         values = [v for _, v in series[0][1]]
         self.assertEqual(values[-1], 12)
