@@ -86,7 +86,8 @@ void DrawGrid(Canvas& c, const View& v, double step) {
   }
 }
 
-// Ground level of one sweep in its sensor frame: a low quantile of the point heights.
+}  // namespace
+
 float GroundLevel(const PointCloud& pts) {
   if (pts.empty()) return 0;
   std::vector<float> z(pts.size());
@@ -95,6 +96,8 @@ float GroundLevel(const PointCloud& pts) {
   std::nth_element(z.begin(), z.begin() + k, z.end());
   return z[k];
 }
+
+namespace {
 
 void DrawPoints(Canvas& c, const View& v, const SceneFrame& frame, double ground_band) {
   const Pose& ego = frame.agents.front().lidar_pose;

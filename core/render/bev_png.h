@@ -37,6 +37,10 @@ struct BevRenderOptions {
   int height_px() const;
 };
 
+// Ground level of one sweep in its sensor frame: a low quantile of the point heights
+// (0 for an empty sweep). Points this close above it are ground in the picture.
+float GroundLevel(const PointCloud& points);
+
 // The picture as PNG bytes. InvalidArgument for a frame without agents or bad options.
 absl::StatusOr<std::string> RenderBevPngBytes(const SceneFrame& frame,
                                               const BevRenderOptions& options,

@@ -5,13 +5,9 @@
 
 #include "core/geometry/box.h"
 #include "core/geometry/transform.h"
+#include "core/render/bev_png.h"
 
 namespace qv2x::cli {
-namespace {
-
-constexpr double kGroundQuantile = 0.05;
-
-}  // namespace
 
 nlohmann::json FrameJson(const SceneFrame& frame, double roi_half_x, double roi_half_y,
                          int point_stride) {
@@ -28,22 +24,14 @@ nlohmann::json FrameJson(const SceneFrame& frame, double roi_half_x, double roi_
   const size_t stride = static_cast<size_t>(std::max(1, point_stride));
   for (const AgentFrame& a : frame.agents) {
     const Mat4 t = RelativeTransform(a.lidar_pose, ego);
-    std::vector<Vec3> pts;
-    pts.reserve(a.points.size() / stride + 1);
+    // Heights above the sweep's own ground, as the BEV picture tells ground from objects.
+    const float ground = GroundLevel(a.points);
+    nlohmann::json points = nlohmann::json::array();
     for (size_t i = 0; i < a.points.size(); i += stride) {
       const Point& p = a.points[i];
-      pts.push_back(TransformPoint(t, {p.x, p.y, p.z}));
+      const Vec3 q = TransformPoint(t, {p.x, p.y, p.z});
+      points.push_back({q.x, q.y, p.z - ground});
     }
-    double ground = 0;
-    if (!pts.empty()) {
-      std::vector<double> z(pts.size());
-      for (size_t i = 0; i < pts.size(); ++i) z[i] = pts[i].z;
-      const size_t k = static_cast<size_t>(kGroundQuantile * (z.size() - 1));
-      std::nth_element(z.begin(), z.begin() + k, z.end());
-      ground = z[k];
-    }
-    nlohmann::json points = nlohmann::json::array();
-    for (const Vec3& q : pts) points.push_back({q.x, q.y, q.z - ground});
     const Vec3 at = TransformPoint(world_to_ego, {a.lidar_pose.x, a.lidar_pose.y, a.lidar_pose.z});
     j["agents"].push_back({{"id", a.agent_id},
                            {"infrastructure", a.is_infrastructure},
