@@ -74,7 +74,9 @@ struct FusionEngine::State {
 
   mutable std::mutex mu;  // the three below
   std::shared_ptr<const ModelSlot> slot;
-  std::map<std::string, Codebook> held;  // digest → codebook, the current one included
+  // digest → codebook, the current one included. Replaced, never changed in place, so a
+  // frame holds it by pointer while a roll-out goes on.
+  std::shared_ptr<const std::map<std::string, Codebook>> held;
   uint64_t generation = 0;
 
   explicit State(int window) : ap(DefaultIouThresholds(), window) {}
@@ -101,7 +103,7 @@ uint64_t FusionEngine::model_generation() const {
 std::set<std::string> FusionEngine::held_codebooks() const {
   std::lock_guard<std::mutex> lock(s_->mu);
   std::set<std::string> out;
-  for (const auto& [digest, cb] : s_->held) out.insert(digest);
+  for (const auto& [digest, cb] : *s_->held) out.insert(digest);
   return out;
 }
 
@@ -130,8 +132,9 @@ absl::StatusOr<std::unique_ptr<FusionEngine>> FusionEngine::Create(
   state->grid = GridOf(slot->model.cfg);
   state->channels = slot->model.cfg.model.codebook.channel;
   state->sim = std::make_unique<sim::Simulator>(std::move(simulator));
-  state->held.insert_or_assign(slot->model.codebook_digest,
-                               slot->model.detector->ego_fusion()->codebook);
+  state->held =
+      std::make_shared<const std::map<std::string, Codebook>>(std::map<std::string, Codebook>{
+          {slot->model.codebook_digest, slot->model.detector->ego_fusion()->codebook}});
   state->slot = std::move(slot);
   return std::unique_ptr<FusionEngine>(new FusionEngine(std::move(state)));
 }
@@ -158,7 +161,9 @@ absl::StatusOr<ModelLoad> FusionEngine::LoadModel(const std::string& checkpoint,
   ModelLoad out;
   out.previous_digest = s_->slot->model.codebook_digest;
   out.digest = slot->model.codebook_digest;
-  s_->held.insert_or_assign(out.digest, slot->model.detector->ego_fusion()->codebook);
+  auto held = std::make_shared<std::map<std::string, Codebook>>(*s_->held);
+  held->insert_or_assign(out.digest, slot->model.detector->ego_fusion()->codebook);
+  s_->held = std::move(held);
   s_->slot = std::move(slot);
   out.generation = ++s_->generation;
   return out;
@@ -166,21 +171,23 @@ absl::StatusOr<ModelLoad> FusionEngine::LoadModel(const std::string& checkpoint,
 
 absl::Status FusionEngine::RetireCodebook(const std::string& digest) {
   std::lock_guard<std::mutex> lock(s_->mu);
-  if (s_->held.count(digest) == 0) {
+  if (s_->held->count(digest) == 0) {
     return absl::NotFoundError(absl::StrCat("codebook ", digest, " is not held"));
   }
   if (digest == s_->slot->model.codebook_digest) {
     return absl::FailedPreconditionError(
         absl::StrCat("codebook ", digest, " belongs to the model in use"));
   }
-  s_->held.erase(digest);
+  auto held = std::make_shared<std::map<std::string, Codebook>>(*s_->held);
+  held->erase(digest);
+  s_->held = std::move(held);
   return absl::OkStatus();
 }
 
 absl::StatusOr<FusedFrame> FusionEngine::Fuse(const ClosedFrame& frame) {
   if (!frame.has_ego) return absl::FailedPreconditionError("frame has no ego message");
   std::shared_ptr<const ModelSlot> slot;
-  std::map<std::string, Codebook> held;
+  std::shared_ptr<const std::map<std::string, Codebook>> held;
   {
     std::lock_guard<std::mutex> lock(s_->mu);
     slot = s_->slot;
@@ -220,9 +227,10 @@ absl::StatusOr<FusedFrame> FusionEngine::Fuse(const ClosedFrame& frame) {
                                       .to(torch::kLong);
           if (m.codebook_digest == slot->model.codebook_digest) {
             a.indices = std::move(indices);
-          } else if (auto it = held.find(m.codebook_digest); it != held.end()) {
+          } else if (auto it = held->find(m.codebook_digest); it != held->end()) {
             // An agent still on an earlier model: its own codebook rebuilds its features.
-            QV2X_ASSIGN_OR_RETURN(torch::Tensor decoded, it->second->Decode(indices.unsqueeze(0)));
+            Codebook codebook = it->second;  // a handle: Decode is not const
+            QV2X_ASSIGN_OR_RETURN(torch::Tensor decoded, codebook->Decode(indices.unsqueeze(0)));
             a.features = decoded.squeeze(0);
           } else if (k == 0) {
             return absl::FailedPreconditionError(
