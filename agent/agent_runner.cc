@@ -127,6 +127,7 @@ AgentRunner::AgentRunner(AgentOptions options, const sim::Simulator* simulator,
       precision_(precision),
       next_lockstep_(options_.start_frame) {
   Metrics& m = *metrics_;
+  const char* enc = codec::EncodingName(options_.codec.encoding);
   for (Precision p : {Precision::kFp32, Precision::kInt8}) {
     const int i = static_cast<int>(p);
     m.encode_s[i] = &m.encode.Add({{"agent", m.agent}, {"precision", PrecisionName(p)}},
@@ -134,12 +135,10 @@ AgentRunner::AgentRunner(AgentOptions options, const sim::Simulator* simulator,
     m.frames_sent[i] = &m.frames.Add({{"agent", m.agent}, {"precision", PrecisionName(p)}});
     // Bytes by precision too, so that bytes per message and compression can be read per
     // precision (they should not change with it: both send the same codebook's indices).
-    m.sent[i] = &m.sent_bytes.Add({{"agent", m.agent},
-                                   {"encoding", codec::EncodingName(options_.codec.encoding)},
-                                   {"precision", PrecisionName(p)}});
+    m.sent[i] =
+        &m.sent_bytes.Add({{"agent", m.agent}, {"encoding", enc}, {"precision", PrecisionName(p)}});
     m.fp32[i] = &m.fp32_bytes.Add({{"agent", m.agent}, {"precision", PrecisionName(p)}});
   }
-  const char* enc = codec::EncodingName(options_.codec.encoding);
   m.message_size =
       &m.message_bytes.Add({{"agent", m.agent}, {"encoding", enc}}, Metrics::SizeBuckets());
   metrics_->generation.Set(static_cast<double>(generation_));
@@ -453,11 +452,9 @@ grpc::Status AgentRunner::LoadModel(grpc::ServerContext* ctx, const v1::LoadMode
       return grpc::Status(
           grpc::StatusCode::FAILED_PRECONDITION,
           absl::StrCat("codebook ", (*loaded)->codebook_digest(),
-                       " is not held by the fusion "
-                       "service at ",
-                       options_.fusion_address, " (it holds ", absl::StrJoin(*held, ", "),
-                       "): load the model into fusion first "
-                       "(qv2x fusion load)"));
+                       " is not held by the fusion service at ", options_.fusion_address,
+                       " (it holds ", absl::StrJoin(*held, ", "),
+                       "): load the model into fusion first (qv2x fusion load)"));
     }
   }
   if (precision == Precision::kInt8 && !(*loaded)->has_int8()) {
