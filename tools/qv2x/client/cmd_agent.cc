@@ -141,6 +141,33 @@ absl::StatusOr<std::string> ProtoJson(const google::protobuf::Message& m) {
   return text;
 }
 
+// One line per fused frame; with `boxes`, one more per box.
+void PrintFrame(const v1::DetectionFrame& f, bool boxes) {
+  uint64_t bytes = 0;
+  std::string ids;
+  for (const auto& a : f.agents()) {
+    bytes += a.message_bytes();
+    absl::StrAppend(&ids, ids.empty() ? "" : ",", a.agent_id(),
+                    a.precision() == v1::PRECISION_INT8 ? "(int8)" : "");
+  }
+  double vehicle_ap = 0;
+  for (const auto& c : f.rolling_ap()) {
+    if (c.class_name() == "vehicle") vehicle_ap = c.ap_50();
+  }
+  std::printf(
+      "frame %llu (scenario %d #%d)  agents [%s]  %d boxes  e2e %.1f ms  %llu B  "
+      "vehicle AP@0.5 %.3f\n",
+      static_cast<unsigned long long>(f.frame_id()), f.scenario(), f.frame_index(), ids.c_str(),
+      f.boxes_size(), 1e3 * f.e2e_latency_seconds(), static_cast<unsigned long long>(bytes),
+      vehicle_ap);
+  if (!boxes) return;
+  for (const auto& b : f.boxes()) {
+    std::printf("  %-10s x %7.2f y %7.2f z %5.2f  l %4.2f w %4.2f h %4.2f  yaw %5.2f  %.2f\n",
+                b.class_name().c_str(), b.x(), b.y(), b.z(), b.l(), b.w(), b.h(), b.yaw(),
+                b.score());
+  }
+}
+
 absl::Status RunWatch(Args& args) {
   QV2X_ASSIGN_OR_RETURN(std::string address, FusionAddress(args, "fusion"));
   QV2X_ASSIGN_OR_RETURN(int64_t frames, args.IntOr("frames", 0));
@@ -156,31 +183,8 @@ absl::Status RunWatch(Args& args) {
     if (json) {
       QV2X_ASSIGN_OR_RETURN(std::string line, ProtoJson(f));
       std::printf("%s\n", line.c_str());
-    }
-    uint64_t bytes = 0;
-    std::string ids;
-    for (const auto& a : f.agents()) {
-      bytes += a.message_bytes();
-      absl::StrAppend(&ids, ids.empty() ? "" : ",", a.agent_id(),
-                      a.precision() == v1::PRECISION_INT8 ? "(int8)" : "");
-    }
-    double vehicle_ap = 0;
-    for (const auto& c : f.rolling_ap()) {
-      if (c.class_name() == "vehicle") vehicle_ap = c.ap_50();
-    }
-    if (!json)
-      std::printf(
-          "frame %llu (scenario %d #%d)  agents [%s]  %d boxes  e2e %.1f ms  %llu B  "
-          "vehicle AP@0.5 %.3f\n",
-          static_cast<unsigned long long>(f.frame_id()), f.scenario(), f.frame_index(), ids.c_str(),
-          f.boxes_size(), 1e3 * f.e2e_latency_seconds(), static_cast<unsigned long long>(bytes),
-          vehicle_ap);
-    if (boxes && !json) {
-      for (const auto& b : f.boxes()) {
-        std::printf("  %-10s x %7.2f y %7.2f z %5.2f  l %4.2f w %4.2f h %4.2f  yaw %5.2f  %.2f\n",
-                    b.class_name().c_str(), b.x(), b.y(), b.z(), b.l(), b.w(), b.h(), b.yaw(),
-                    b.score());
-      }
+    } else {
+      PrintFrame(f, boxes);
     }
     std::fflush(stdout);
     if (frames > 0 && ++n >= frames) {
