@@ -81,7 +81,10 @@ class Demo:
                                  "fusion-status")
 
     def fused_frames(self):
-        return int(self.fusion_status().get("frames_fused", 0))
+        # From Prometheus, not `qv2x fusion status`: polling a LibTorch CLI every 2 s would
+        # take CPU from the scene it measures.
+        n = self.prom.scalar('sum(qv2x_fusion_frames_total{outcome="fused"})')
+        return 0 if n != n else int(n)
 
     def wait_frames(self, n, timeout_s, what):
         """Waits until the fusion service fused `n` more frames."""

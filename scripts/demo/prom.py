@@ -98,15 +98,17 @@ class Prometheus:
         return self._get("/api/v1/targets", {"state": "active"})["activeTargets"]
 
     def query(self, expr, at=None, label=None):
-        """An instant query's result vector: [(labels, value)], values as floats."""
+        """An instant query's result vector: [(labels, value)], values as floats. Queries
+        with a label are the figures of the run: they are kept in `queries`."""
         params = {"query": expr}
         if at is not None:
             params["time"] = f"{at:.3f}"
         data = self._get("/api/v1/query", params)
         out = [(r["metric"], float(r["value"][1])) for r in data["result"]]
-        self.queries.append({"name": label, "query": expr, "time": at,
-                             "value": out[0][1] if len(out) == 1 else
-                             [{"labels": m, "value": v} for m, v in out]})
+        if label is not None:
+            self.queries.append({"name": label, "query": expr, "time": at,
+                                 "value": out[0][1] if len(out) == 1 else
+                                 [{"labels": m, "value": v} for m, v in out]})
         return out
 
     def scalar(self, expr, at=None, label=None):
