@@ -165,6 +165,16 @@ absl::Status DecodeIndices(const EncodedView& in, const IndexGrid& grid, const D
     return absl::DataLossError(
         absl::StrCat("zstd frame content size does not match the ", want, " bytes expected"));
   }
+  // Exactly one frame: anything after it (garbage, a second or a skippable frame) would be
+  // ignored or decoded on top, so it is refused.
+  const size_t frame_bytes = ZSTD_findFrameCompressedSize(in.payload.data(), in.payload.size());
+  if (ZSTD_isError(frame_bytes)) {
+    return absl::DataLossError(absl::StrCat("zstd: ", ZSTD_getErrorName(frame_bytes)));
+  }
+  if (frame_bytes != in.payload.size()) {
+    return absl::DataLossError(absl::StrCat(in.payload.size() - frame_bytes,
+                                            " bytes after the compressed frame"));
+  }
   std::string raw(want, '\0');
   const size_t got = ZSTD_decompress(raw.data(), raw.size(), in.payload.data(), in.payload.size());
   if (ZSTD_isError(got)) {

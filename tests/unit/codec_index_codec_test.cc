@@ -1,6 +1,7 @@
 #include "core/codec/index_codec.h"
 
 #include <gtest/gtest.h>
+#include <zstd.h>
 
 #include <random>
 
@@ -141,6 +142,19 @@ TEST(IndexCodecTest, DecoderRejectsMalformedZstd) {
   bomb->decoded_bytes = g.cells();
   EXPECT_EQ(DecodeIndices(*bomb, g, {}, &out).code(), absl::StatusCode::kDataLoss);
   EXPECT_LT(bomb->payload.size(), 1000u);
+
+  // Bytes after the frame: garbage, or a second frame (empty, so that the first one alone
+  // would still have the right size).
+  EncodedIndices trailing = *enc;
+  trailing.payload += "xyz";
+  absl::Status st = DecodeIndices(trailing, g, {}, &out);
+  EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(st.message().find("3 bytes after the compressed frame"), std::string::npos) << st;
+  std::string empty_frame(ZSTD_compressBound(0), '\0');
+  empty_frame.resize(ZSTD_compress(empty_frame.data(), empty_frame.size(), "", 0, 1));
+  EncodedIndices two_frames = *enc;
+  two_frames.payload += empty_frame;
+  EXPECT_EQ(DecodeIndices(two_frames, g, {}, &out).code(), absl::StatusCode::kDataLoss);
 
   DecodeLimits tiny;
   tiny.max_decoded_bytes = 100;
