@@ -1,5 +1,7 @@
 #include "core/common/file_util.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace qv2x {
@@ -33,27 +36,64 @@ absl::Status MakeDirs(const std::string& path) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// Out of space (or over a size limit) is the caller's to resolve, not an internal error.
+absl::Status WriteError(const std::string& path, const char* what, int err) {
+  const std::string msg = absl::StrCat(path, ": ", what, ": ", std::strerror(err));
+  if (err == ENOSPC || err == EDQUOT || err == EFBIG) return absl::ResourceExhaustedError(msg);
+  return absl::InternalError(msg);
+}
+
+}  // namespace
+
 absl::Status WriteFileAtomic(const std::string& path, const std::string& bytes) {
   const std::filesystem::path target(path);
+  const std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
   if (target.has_parent_path()) {
-    absl::Status st = MakeDirs(target.parent_path().string());
+    absl::Status st = MakeDirs(dir);
     if (!st.ok()) return st;
   }
-  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
+  const std::string tmp = absl::StrCat(path, kTempInfix, ::getpid());
   FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) return absl::InternalError(absl::StrCat(tmp, ": ", std::strerror(errno)));
-  const bool written = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-  const bool flushed = std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
-  const bool closed = std::fclose(f) == 0;
-  if (!written || !flushed || !closed) {
+  if (f == nullptr) return WriteError(tmp, "cannot create", errno);
+  // The first failure's errno: later calls (fclose, remove) may overwrite it.
+  int err = 0;
+  if (std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size()) err = errno;
+  if (err == 0 && std::fflush(f) != 0) err = errno;
+  if (err == 0 && ::fsync(::fileno(f)) != 0) err = errno;
+  if (std::fclose(f) != 0 && err == 0) err = errno;
+  if (err != 0) {
     std::remove(tmp.c_str());
-    return absl::InternalError(absl::StrCat(path, ": write failed: ", std::strerror(errno)));
+    return WriteError(path, "write failed", err);
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    err = errno;
     std::remove(tmp.c_str());
-    return absl::InternalError(absl::StrCat(path, ": rename failed: ", std::strerror(errno)));
+    return WriteError(path, "rename failed", err);
+  }
+  // The rename itself is durable only once the folder is synced.
+  if (const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY); d >= 0) {
+    ::fsync(d);
+    ::close(d);
   }
   return absl::OkStatus();
+}
+
+int RemoveStaleTempFiles(const std::string& dir) {
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    const size_t at = name.rfind(kTempInfix);
+    if (at == std::string::npos) continue;
+    int pid = 0;
+    if (!absl::SimpleAtoi(name.substr(at + sizeof(kTempInfix) - 1), &pid) || pid <= 0) continue;
+    // A live writer (this process included) may still rename its file into place.
+    if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    if (std::filesystem::remove(e.path(), ec)) ++removed;
+  }
+  return removed;
 }
 
 }  // namespace qv2x

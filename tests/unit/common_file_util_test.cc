@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -78,7 +79,8 @@ TEST_F(FileUtilTest, FailedWriteKeepsOldContentAndNoTempFile) {
   ::setrlimit(RLIMIT_FSIZE, &saved);
   std::signal(SIGXFSZ, old_handler);
 
-  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted) << st;
+  EXPECT_THAT(std::string(st.message()), ::testing::HasSubstr("File too large"));
   EXPECT_EQ(*ReadFile(path), "old content");
   EXPECT_THAT(Entries(), ::testing::ElementsAre("state.json"));
 }
@@ -102,6 +104,24 @@ TEST_F(FileUtilTest, FailedRenameRemovesTempFile) {
   EXPECT_FALSE(WriteFileAtomic(target.string(), "data").ok());
   EXPECT_TRUE(fs::is_directory(target / "child"));
   EXPECT_THAT(Entries(), ::testing::ElementsAre("occupied"));
+}
+
+// What a writer killed mid-write leaves behind goes; a live writer's file and others stay.
+TEST_F(FileUtilTest, StaleTempFilesOfDeadWritersAreRemoved) {
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);  // a pid that no longer runs
+  for (const std::string& name :
+       {"last.pth.tmp." + std::to_string(child), "best.pth.tmp." + std::to_string(::getpid()),
+        std::string("epoch_001.pth"), std::string("notes.tmp.txt")}) {
+    ASSERT_TRUE(WriteFileAtomic((dir_ / name).string(), "x").ok());
+  }
+  EXPECT_EQ(RemoveStaleTempFiles(dir_.string()), 1);
+  EXPECT_THAT(Entries(),
+              ::testing::UnorderedElementsAre("best.pth.tmp." + std::to_string(::getpid()),
+                                              "epoch_001.pth", "notes.tmp.txt"));
+  EXPECT_EQ(RemoveStaleTempFiles((dir_ / "absent").string()), 0);
 }
 
 TEST_F(FileUtilTest, MakeDirsCreatesNestedFoldersAndIsIdempotent) {
