@@ -79,7 +79,7 @@ class Scene:
         os.makedirs(self.run_dir, exist_ok=True)
         if os.path.exists(self.endpoints_path):
             os.remove(self.endpoints_path)
-        argv = [self.qv2x, "scene", "up", "--config", self.args.scene, "--agents",
+        argv = [self.qv2x, "scene", "up", "--config", self.args.scene_file, "--agents",
                 str(self.args.agents), "--ephemeral-ports", "--run-dir", self.run_dir]
         if self.args.pace:
             argv += ["--pace", self.args.pace]
@@ -152,12 +152,35 @@ class Scene:
                     p.wait()
 
 
-def run(args):
+def derived_scene(args, run_dir):
+    """The scene file to run: --scene itself, or a copy in the run folder with --rate and
+    --max-cav applied (max_cav is a model config key: the copy points at a copy of the
+    model config too). Returns (path, scene as loaded, max_cav)."""
     with open(os.path.join(REPO, args.scene)) as f:
-        scene_yaml = yaml.safe_load(f)
+        scene = yaml.safe_load(f)
+    with open(os.path.join(REPO, scene["cluster"]["model"]["config"])) as f:
+        model = yaml.safe_load(f)
+    if args.rate is None and args.max_cav is None:
+        return args.scene, scene, model["train_params"]["max_cav"]
+    os.makedirs(run_dir, exist_ok=True)
+    if args.rate is not None:
+        scene["rate_hz"] = args.rate
+    if args.max_cav is not None:
+        model["train_params"]["max_cav"] = args.max_cav
+        scene["cluster"]["model"]["config"] = os.path.join(run_dir, "model.yaml")
+        with open(scene["cluster"]["model"]["config"], "w") as f:
+            yaml.safe_dump(model, f, sort_keys=False)
+    path = os.path.join(run_dir, "scene.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump(scene, f, sort_keys=False)
+    return path, scene, model["train_params"]["max_cav"]
+
+
+def run(args):
+    run_dir = os.path.join(args.out, f"run-{args.agents}agents")
+    args.scene_file, scene_yaml, max_cav = derived_scene(args, run_dir)
     rate_hz = float(scene_yaml["rate_hz"])
     pace = args.pace or scene_yaml["cluster"]["pace"]
-    run_dir = os.path.join(args.out, f"run-{args.agents}agents")
     scene = Scene(args, run_dir)
     rss_max = {}
     stop_sampling = threading.Event()
@@ -215,7 +238,10 @@ def run(args):
                             final_fusion)
     mem = report.memory(rss_start, rss_warm, rss_end, rss_max)
     growth = max((m["growth_mib"] or 0) for m in mem.values())
-    checks = dict(acc["checks"])
+    win = report.window(agent_ids, key(warm), key(end), seconds, rate_hz)
+    checks = {"every agent sent during the window": win["agent_rate_hz_min"] > 0,
+              "frames fused during the window": win["frames_fused"] > 0}
+    checks.update(acc["checks"])
     checks["no service restarted"] = not restarted
     checks[f"RSS growth after warm-up <= {args.max_rss_growth_mib:g} MiB"] = (
         growth <= args.max_rss_growth_mib)
@@ -223,11 +249,13 @@ def run(args):
         "agents": len(agent_ids),
         "scene": args.scene,
         "pace": pace,
+        "rate_hz": rate_hz,
+        "max_cav": max_cav,
         "warmup_s": args.warmup,
         "cpu": cpu_model(),
         "command": " ".join(sys.argv),
         "accounting": acc,
-        "window": report.window(agent_ids, key(warm), key(end), seconds, rate_hz),
+        "window": win,
         "latency_exact": report.exact_latency(
             [e for t, e in scene.frames if t_warm <= t <= t_end]),
         "memory": mem,
@@ -252,6 +280,9 @@ def main():
     p.add_argument("--warmup", type=float, default=5, help="seconds before the window")
     p.add_argument("--scene", default="configs/scenes/load.yaml")
     p.add_argument("--pace", choices=["realtime", "lockstep"], help="default: the scene's")
+    p.add_argument("--rate", type=float, help="scene rate in Hz (default: the scene's)")
+    p.add_argument("--max-cav", type=int,
+                   help="agents fused per frame, the ego included (default: the model config's)")
     p.add_argument("--build", default=os.environ.get("BUILD_DIR", os.path.join(REPO, "build")))
     p.add_argument("--out", default=os.path.join(REPO, "out/load"))
     p.add_argument("--check", action="store_true", help="exit 1 when a check fails")
@@ -259,6 +290,8 @@ def main():
     args = p.parse_args()
     if args.agents < 1 or args.seconds <= 0 or args.warmup < 0:
         p.error("--agents >= 1, --seconds > 0 and --warmup >= 0")
+    if (args.rate is not None and args.rate <= 0) or (args.max_cav is not None and args.max_cav < 1):
+        p.error("--rate > 0 and --max-cav >= 1")
     args.build, args.out = os.path.abspath(args.build), os.path.abspath(args.out)
     try:
         ok = run(args)

@@ -1,6 +1,7 @@
 """The processes of a running scene, found through /proc, and their resident memory."""
 import os
 import signal
+import time
 
 
 def children(pid):
@@ -56,8 +57,32 @@ def signal_all(pids, sig):
             pass
 
 
-def stop(pids):
+def _stopped(pid):
+    """True once every thread of `pid` is stopped (or it has exited)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return True
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] not in ("T", "t", "Z", "X"):
+                    return False
+        except OSError:
+            continue
+    return True
+
+
+def stop(pids, timeout_s=10):
+    """SIGSTOP, then waits until every thread is stopped: kill() returns before the
+    signal has reached every thread, and a thread still running could send one more
+    message after the caller moved on."""
     signal_all(pids, signal.SIGSTOP)
+    end = time.time() + timeout_s
+    while not all(_stopped(p) for p in pids):
+        if time.time() > end:
+            raise OSError(f"processes {pids} did not stop within {timeout_s} s")
+        time.sleep(0.01)
 
 
 def resume(pids):

@@ -1,4 +1,5 @@
 """The load test's figures from its scrapes: message accounting, rates, latency, memory."""
+import math
 import statistics
 
 from metrics import bucket_delta, quantile
@@ -103,11 +104,12 @@ def window(agent_ids, before, after, seconds, rate_hz):
 
 
 def exact_latency(values):
-    """p50 / p99 / max of the per-frame end-to-end latencies (DetectionFrame values)."""
+    """p50 (median) / p99 (nearest rank) / max of the per-frame end-to-end latencies
+    (DetectionFrame values)."""
     if not values:
         return {"frames": 0, "p50_s": None, "p99_s": None, "max_s": None}
     v = sorted(values)
-    pick = lambda q: v[min(len(v) - 1, int(q * len(v)))]
+    pick = lambda q: v[max(0, math.ceil(q * len(v)) - 1)]  # nearest rank
     return {"frames": len(v), "p50_s": statistics.median(v), "p99_s": pick(0.99),
             "max_s": v[-1]}
 
@@ -132,8 +134,9 @@ def table(r):
     """The printed summary of one run."""
     a, w, lat = r["accounting"], r["window"], r["latency_exact"]
     lines = [
-        f"load test: {r['agents']} agents, {r['pace']} at {w['target_rate_hz']:g} Hz, "
-        f"{w['seconds']:.0f} s measured after {r['warmup_s']:.0f} s warm-up ({r['cpu']})",
+        f"load test: {r['agents']} agents (up to {r['max_cav']} fused per frame), {r['pace']} "
+        f"at {w['target_rate_hz']:g} Hz, {w['seconds']:.0f} s measured after "
+        f"{r['warmup_s']:.0f} s warm-up ({r['cpu']})",
         "",
         "| messages (whole run, after drain) | count |",
         "|---|---|",
