@@ -40,8 +40,9 @@ absl::StatusOr<std::shared_ptr<AgentModel>> AgentModel::Load(const std::string& 
     // Both encoders must speak the same codebook: the fusion service decodes either.
     if (m->impl_->int8->codebook_digest() != m->impl_->fp32.codebook_digest) {
       return absl::FailedPreconditionError(
-          absl::StrCat("INT8 artifact ", int8_artifact, " holds codebook ",
-                       m->impl_->int8->codebook_digest(), ", the FP32 model ",
+          absl::StrCat("INT8 artifact ", int8_artifact, " (config ", m->impl_->int8->config().name,
+                       ") holds codebook ", m->impl_->int8->codebook_digest(),
+                       ", the FP32 model (config ", m->impl_->fp32.cfg.name, ") ",
                        m->impl_->fp32.codebook_digest, ": quantize the checkpoint the agent runs"));
     }
   }

@@ -39,6 +39,8 @@ struct AgentRunner::Metrics {
   Family<Histogram>& message_bytes;
   Counter& skipped;
   Counter& reconnects;
+  Counter& connect_failures;
+  Gauge& in_flight;
   Family<Counter>& rejected;
   Gauge& connected;
   Gauge& generation;
@@ -82,6 +84,18 @@ struct AgentRunner::Metrics {
                        .Help("Feature streams re-opened after the fusion service went away")
                        .Register(r)
                        .Add({{"agent", std::to_string(agent_id)}})),
+        connect_failures(prometheus::BuildCounter()
+                             .Name("qv2x_agent_connect_failures_total")
+                             .Help("Attempts to reach the fusion service that failed (spaced by "
+                                   "a back-off from 0.1 s doubling to 2 s)")
+                             .Register(r)
+                             .Add({{"agent", std::to_string(agent_id)}})),
+        in_flight(prometheus::BuildGauge()
+                      .Name("qv2x_agent_in_flight_frames")
+                      .Help("Frames sent on the current stream that the fusion service has not "
+                            "closed yet (bounded: the agent waits instead of queueing)")
+                      .Register(r)
+                      .Add({{"agent", std::to_string(agent_id)}})),
         rejected(prometheus::BuildCounter()
                      .Name("qv2x_agent_rejected_messages_total")
                      .Help("Messages the fusion service refused, by reason")
@@ -158,6 +172,7 @@ void AgentRunner::Run() {
     if (!link_.connected()) {
       metrics_->connected.Set(0);
       if (!link_.Connect(std::chrono::milliseconds(backoff_ms))) {
+        metrics_->connect_failures.Increment();
         backoff_ms = std::min(2 * backoff_ms, 2000);
         continue;
       }
@@ -174,6 +189,7 @@ void AgentRunner::Run() {
       // frames before, so the agent neither replays them nor waits for their notices.
       connect_base_ = next_lockstep_;
       in_flight_.clear();  // a restarted fusion service will not close the old frames
+      metrics_->in_flight.Set(0);
     }
     const std::optional<uint64_t> frame = NextFrame();
     if (!frame) continue;
@@ -190,18 +206,21 @@ void AgentRunner::Run() {
 
 std::optional<uint64_t> AgentRunner::NextFrame() {
   const sim::SceneConfig& scene = sim_->config();
+  const std::optional<uint64_t> closed = link_.closed();
+  size_t open = 0;
+  std::optional<uint64_t> oldest_open;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    while (!in_flight_.empty() && closed && in_flight_.front() <= *closed) in_flight_.pop_front();
+    open = in_flight_.size();
+    if (open > 0) oldest_open = in_flight_.front();
+  }
+  metrics_->in_flight.Set(static_cast<double>(open));
   if (options_.pace == Pace::kRealtime) {
     // Flow control: while kMaxInFlight of this agent's frames are still open at the fusion
     // service (one fusing, one queued), fusion is the bottleneck; encoding more would only
     // queue frames and grow the latency without bound, so ticks are skipped instead.
-    const std::optional<uint64_t> closed = link_.closed();
-    std::optional<uint64_t> oldest_open;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      while (!in_flight_.empty() && closed && in_flight_.front() <= *closed) in_flight_.pop_front();
-      if (in_flight_.size() >= kMaxInFlight) oldest_open = in_flight_.front();
-    }
-    if (oldest_open) {
+    if (open >= kMaxInFlight) {
       link_.WaitClosed(*oldest_open, std::chrono::milliseconds(100));
       return std::nullopt;
     }
@@ -226,7 +245,6 @@ std::optional<uint64_t> AgentRunner::NextFrame() {
     return target;
   }
   // Lock-step: at most `ahead` frames beyond the one the fusion service works on.
-  const std::optional<uint64_t> closed = link_.closed();
   uint64_t frame;
   int64_t base;
   {

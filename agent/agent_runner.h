@@ -89,7 +89,7 @@ class AgentRunner final : public v1::AgentControl::Service {
   uint64_t next_lockstep_ = 0;
   std::optional<uint64_t> connect_base_;  // lockstep: watermark stand-in after (re)connect
   uint64_t stride_ = 1;                   // realtime: ticks between frames (a power of two)
-  std::deque<uint64_t> in_flight_;        // realtime: sent on this stream, not yet closed
+  std::deque<uint64_t> in_flight_;        // sent on this stream, not yet closed
   double cycle_ema_s_ = 0;                // realtime: smoothed frame time
   std::atomic<bool> stop_{false};
 };

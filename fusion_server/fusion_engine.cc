@@ -44,8 +44,9 @@ absl::StatusOr<std::shared_ptr<ModelSlot>> LoadSlot(const std::string& config_pa
     QV2X_ASSIGN_OR_RETURN(slot->int8, quant::Int8EgoFusion::Load(int8_artifact));
     if (slot->int8->codebook_digest() != slot->model.codebook_digest) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "INT8 artifact ", int8_artifact, " holds codebook ", slot->int8->codebook_digest(),
-          ", the FP32 model ", slot->model.codebook_digest));
+          "INT8 artifact ", int8_artifact, " (config ", slot->int8->config().name,
+          ") holds codebook ", slot->int8->codebook_digest(), ", the FP32 model (config ",
+          slot->model.cfg.name, ") ", slot->model.codebook_digest));
     }
     slot->int8_artifact = int8_artifact;
   }

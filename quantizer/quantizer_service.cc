@@ -1,5 +1,7 @@
 #include "quantizer/quantizer_service.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <filesystem>
 
@@ -182,20 +184,38 @@ grpc::Status QuantizerService::Run(grpc::ServerContext* ctx, const v1::QuantizeR
     }
     send(msg);
   };
+  // The artifact is written and evaluated under a temporary name next to the output, and
+  // renamed into place only once the job succeeded: a cancelled, failed or killed job
+  // leaves the previous artifact as it was. A killed job's leftovers go with the next one.
+  RemoveStaleTempFiles(std::filesystem::path(*output).parent_path().string());
+  const std::string staged = absl::StrCat(*output, kTempInfix, ::getpid());
+  struct Unstage {
+    const std::string& path;
+    ~Unstage() {
+      std::error_code ec;
+      std::filesystem::remove(path, ec);
+    }
+  } unstage{staged};
   auto result =
-      quant::QuantizeCheckpoint(*config, *checkpoint, *cali, o, *output, on_progress, cancel);
+      quant::QuantizeCheckpoint(*config, *checkpoint, *cali, o, staged, on_progress, cancel);
   if (!result.ok()) return services::ToGrpc(result.status());
   {
     v1::QuantizeProgress msg;
     msg.set_phase(v1::QuantizeProgress::PHASE_EVALUATION);
-    msg.set_artifact(result->artifact_path);
+    msg.set_artifact(*output);
     send(msg);
   }
   quant::CompareOptions co;
   co.max_frames = req->eval_frames() == 0 ? 60 : static_cast<int>(req->eval_frames());
-  auto report = quant::CompareFp32Int8(*config, *checkpoint, *output, *eval, co);
+  auto report = quant::CompareFp32Int8(*config, *checkpoint, staged, *eval, co);
   if (!report.ok()) return services::ToGrpc(report.status());
   if (cancel->load()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+  std::error_code renamed;
+  std::filesystem::rename(staged, *output, renamed);
+  if (renamed) {
+    return grpc::Status(grpc::StatusCode::INTERNAL,
+                        absl::StrCat(*output, ": rename failed: ", renamed.message()));
+  }
   const std::string json = quant::PtqReportJson(*report).dump(2) + "\n";
   if (!report_path.empty()) {
     if (absl::Status w = WriteFileAtomic(report_path, json); !w.ok()) return services::ToGrpc(w);

@@ -8,8 +8,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/common/file_util.h"
+#include "core/common/zip_archive.h"
 #include "core/model/codebook.h"
 #include "core/model/torch_status.h"
+#include "yaml-cpp/yaml.h"
 
 namespace qv2x {
 namespace {
@@ -110,7 +112,52 @@ absl::StatusOr<std::string> SerializeCheckpoint(const torch::nn::Module& module,
   });
 }
 
+absl::Status VerifyArchive(const std::string& bytes, const std::string& what) {
+  ZipDamage damage;
+  const absl::Status st = VerifyZipArchive(bytes, &damage);
+  if (st.ok() || damage.record.empty()) {
+    return st.ok() ? st : absl::Status(st.code(), absl::StrCat(what, ": ", st.message()));
+  }
+  // Each tensor's storage is one record: the stored bytes name the tensor(s) that hold them.
+  std::vector<std::string> names;
+  try {
+    const torch::IValue v = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+    if (v.isGenericDict()) {
+      for (const auto& e : v.toGenericDict()) {
+        if (!e.key().isString() || !e.value().isTensor()) continue;
+        const c10::Storage& s = e.value().toTensor().storage();
+        if (s.nbytes() == damage.data.size() && std::equal(damage.data.begin(), damage.data.end(),
+                                                           static_cast<const char*>(s.data()))) {
+          names.push_back(e.key().toStringRef());
+        }
+      }
+    }
+  } catch (const std::exception&) {  // the damage reaches the pickle itself
+  }
+  const std::string tensor = names.empty() ? "" : absl::StrCat("tensor ", NameList(names), ": ");
+  return absl::Status(st.code(), absl::StrCat(what, ": ", tensor, st.message()));
+}
+
+std::string ConfigNameOf(const std::string& config_yaml) {
+  try {
+    const YAML::Node root = YAML::Load(config_yaml);
+    if (root.IsMap() && root["name"] && root["name"].IsScalar()) return root["name"].Scalar();
+  } catch (const std::exception&) {
+  }
+  return "";
+}
+
+absl::Status CheckpointRefused(const absl::Status& error, const std::string& path,
+                               const CheckpointMeta& meta, const std::string& model_config) {
+  const std::string from = ConfigNameOf(meta.config_yaml);
+  return absl::Status(
+      error.code(),
+      absl::StrCat(path, " (stage ", meta.stage, from.empty() ? "" : ", config ", from,
+                   ") refused by config ", model_config, ": ", error.message()));
+}
+
 absl::StatusOr<Checkpoint> ParseCheckpoint(const std::string& bytes) {
+  if (absl::Status st = VerifyArchive(bytes, "checkpoint"); !st.ok()) return st;
   absl::StatusOr<torch::IValue> loaded =
       TorchCall("reading the checkpoint", [&]() -> absl::StatusOr<torch::IValue> {
         return torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));

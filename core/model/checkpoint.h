@@ -43,7 +43,16 @@ NamedTensors StateDict(const torch::nn::Module& module);
 // module's codebook when it has one.
 absl::StatusOr<std::string> SerializeCheckpoint(const torch::nn::Module& module,
                                                 CheckpointMeta meta);
+// Refuses a truncated or corrupt file before unpickling it (see VerifyArchive).
 absl::StatusOr<Checkpoint> ParseCheckpoint(const std::string& bytes);
+
+// The ZIP integrity check (core/common/zip_archive.h) of a pickled dict of tensors, with
+// the damaged record mapped to the tensor(s) it stores where the dict still unpickles.
+// Errors start with `what` ("checkpoint", "int8 artifact").
+absl::Status VerifyArchive(const std::string& bytes, const std::string& what);
+
+// `name:` of the stage YAML a file was written from ("" when it records none).
+std::string ConfigNameOf(const std::string& config_yaml);
 
 // Atomic write (temporary file + rename) / read of a checkpoint file.
 absl::Status SaveCheckpoint(const torch::nn::Module& module, const CheckpointMeta& meta,
@@ -64,6 +73,11 @@ struct LoadOptions {
 // then. A codebook whose values do not match the recorded digest is DataLoss.
 absl::Status LoadStateDict(torch::nn::Module& module, const Checkpoint& checkpoint,
                            const LoadOptions& options = {});
+
+// `error` (of LoadStateDict) prefixed with the file, the stage and config that wrote it and
+// the config it was loaded into, so that a wrong preset or stage reads as such.
+absl::Status CheckpointRefused(const absl::Status& error, const std::string& path,
+                               const CheckpointMeta& meta, const std::string& model_config);
 
 // The module's codebook digest, or "" when it has no codebook.
 std::string CodebookDigestOf(const torch::nn::Module& module);

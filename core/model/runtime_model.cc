@@ -27,7 +27,9 @@ absl::StatusOr<RuntimeModel> LoadRuntimeModel(const std::string& config_path,
     QV2X_ASSIGN_OR_RETURN(m.detector, MakeDetector(m.cfg));
     if (!checkpoint.empty()) {
       QV2X_ASSIGN_OR_RETURN(Checkpoint ckpt, ReadCheckpoint(checkpoint));
-      QV2X_RETURN_IF_ERROR(LoadStateDict(*m.detector, ckpt));
+      if (absl::Status st = LoadStateDict(*m.detector, ckpt); !st.ok()) {
+        return CheckpointRefused(st, checkpoint, ckpt.meta, m.cfg.name);
+      }
     }
     m.detector->eval();
     m.checkpoint = checkpoint;

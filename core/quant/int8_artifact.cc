@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/common/file_util.h"
 #include "core/common/status_macros.h"
+#include "core/model/checkpoint.h"
 #include "core/model/torch_status.h"
 #include "core/quant/bit_pack.h"
 
@@ -117,6 +118,7 @@ absl::StatusOr<std::string> SerializeInt8Artifact(const Int8Artifact& a) {
 }
 
 absl::StatusOr<Int8Artifact> ParseInt8Artifact(const std::string& bytes) {
+  QV2X_RETURN_IF_ERROR(VerifyArchive(bytes, "int8 artifact"));
   QV2X_ASSIGN_OR_RETURN(
       c10::IValue loaded,
       TorchCall("reading the int8 artifact", [&]() -> absl::StatusOr<c10::IValue> {

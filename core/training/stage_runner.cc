@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/common/file_util.h"
@@ -27,11 +28,30 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr char kLast[] = "last.pth";
-constexpr char kLastOptim[] = "last.optim";
+constexpr char kLegacyOptim[] = "last.optim";  // before optimiser states were per epoch
 constexpr char kBest[] = "best.pth";
 
 std::string Join(const std::string& dir, const std::string& file) {
   return (fs::path(dir) / file).string();
+}
+
+// One optimiser state per saved epoch: last.pth is written after it and names the epoch, so
+// a run killed (or out of disk) between the two writes still finds the state that matches.
+std::string OptimizerPath(const std::string& dir, int epoch) {
+  return Join(dir, absl::StrFormat("epoch_%03d.optim", epoch));
+}
+
+// Once last.pth names `epoch`, the other epochs' optimiser states are never read again.
+void RemoveOtherOptimizerStates(const std::string& dir, int epoch) {
+  const std::string keep = fs::path(OptimizerPath(dir, epoch)).filename().string();
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name != keep && (name == kLegacyOptim ||
+                         (absl::StartsWith(name, "epoch_") && absl::EndsWith(name, ".optim")))) {
+      fs::remove(e.path(), ec);
+    }
+  }
 }
 
 // Deterministic shuffle (Fisher-Yates over splitmix64), identical on every platform.
@@ -64,7 +84,9 @@ absl::Status SaveOptimizer(torch::optim::Optimizer& opt, int epoch, const std::s
 }
 
 absl::Status LoadOptimizer(torch::optim::Optimizer& opt, int expected_epoch,
-                           const std::string& path) {
+                           const std::string& dir) {
+  std::string path = OptimizerPath(dir, expected_epoch);
+  if (!fs::exists(path) && fs::exists(Join(dir, kLegacyOptim))) path = Join(dir, kLegacyOptim);
   if (!fs::exists(path))
     return absl::FailedPreconditionError(absl::StrCat(path, ": missing, cannot resume"));
   try {
@@ -187,6 +209,8 @@ absl::StatusOr<StageResult> RunStage(const StageRequest& request,
   if (request.threads > 0) torch::set_num_threads(request.threads);
   torch::manual_seed(static_cast<uint64_t>(tp.seed));
   QV2X_RETURN_IF_ERROR(MakeDirs(request.output_dir));
+  // Half-written files of a run that was killed mid-save: never a checkpoint, only disk.
+  RemoveStaleTempFiles(request.output_dir);
 
   QV2X_ASSIGN_OR_RETURN(AnchorGrid grid, MakeAnchorGrid(cfg));
   QV2X_ASSIGN_OR_RETURN(Detector model, MakeDetector(cfg));
@@ -198,13 +222,17 @@ absl::StatusOr<StageResult> RunStage(const StageRequest& request,
                                                            Join(request.output_dir, kLast),
                                                            ckpt.meta.stage, stage));
     }
-    QV2X_RETURN_IF_ERROR(LoadStateDict(*model, ckpt));
+    if (absl::Status st = LoadStateDict(*model, ckpt); !st.ok()) {
+      return CheckpointRefused(st, Join(request.output_dir, kLast), ckpt.meta, cfg.name);
+    }
     start_epoch = ckpt.meta.epoch;
   } else if (!request.from_checkpoint.empty()) {
     QV2X_ASSIGN_OR_RETURN(Checkpoint ckpt, ReadCheckpoint(request.from_checkpoint));
     LoadOptions opts;
     opts.skip_codebook = stage == 2;  // stage 2 learns the codebook afresh
-    QV2X_RETURN_IF_ERROR(LoadStateDict(*model, ckpt, opts));
+    if (absl::Status st = LoadStateDict(*model, ckpt, opts); !st.ok()) {
+      return CheckpointRefused(st, request.from_checkpoint, ckpt.meta, cfg.name);
+    }
   }
 
   const OptimizerConfig& oc = cfg.optimizer;
@@ -212,8 +240,7 @@ absl::StatusOr<StageResult> RunStage(const StageRequest& request,
       TrainableParameters(model, stage),
       torch::optim::AdamOptions(oc.lr).eps(oc.eps).weight_decay(oc.weight_decay));
   if (request.resume) {
-    QV2X_RETURN_IF_ERROR(
-        LoadOptimizer(optimizer, start_epoch, Join(request.output_dir, kLastOptim)));
+    QV2X_RETURN_IF_ERROR(LoadOptimizer(optimizer, start_epoch, request.output_dir));
   }
 
   QV2X_ASSIGN_OR_RETURN(auto train_src, FrameSource::Open(cfg.root_dir, tp.train_frames));
@@ -228,6 +255,7 @@ absl::StatusOr<StageResult> RunStage(const StageRequest& request,
   result.last_checkpoint = Join(request.output_dir, kLast);
   result.best_checkpoint = Join(request.output_dir, kBest);
   double best_map = -1;
+  int last_saved_epoch = start_epoch;  // of result.last_checkpoint
   StageProgress progress;
   progress.stage = stage;
   progress.epochs_total = tp.epoches;
@@ -304,13 +332,26 @@ absl::StatusOr<StageResult> RunStage(const StageRequest& request,
     const bool last_epoch = epoch + 1 == tp.epoches;
     const CheckpointMeta meta = MetaFor(cfg, stage, epoch + 1);
     if (last_epoch || (tp.save_freq > 0 && (epoch + 1) % tp.save_freq == 0)) {
-      // Optimiser first: last.pth is the commit point a resume starts from.
-      QV2X_RETURN_IF_ERROR(
-          SaveOptimizer(optimizer, epoch + 1, Join(request.output_dir, kLastOptim)));
-      QV2X_RETURN_IF_ERROR(SaveCheckpoint(*model, meta, result.last_checkpoint));
       const std::string numbered =
           Join(request.output_dir, absl::StrFormat("epoch_%03d.pth", epoch + 1));
-      QV2X_RETURN_IF_ERROR(SaveCheckpoint(*model, meta, numbered));
+      // Optimiser first: last.pth is the commit point a resume starts from.
+      absl::Status saved =
+          SaveOptimizer(optimizer, epoch + 1, OptimizerPath(request.output_dir, epoch + 1));
+      if (saved.ok()) saved = SaveCheckpoint(*model, meta, result.last_checkpoint);
+      if (saved.ok()) {
+        last_saved_epoch = epoch + 1;
+        RemoveOtherOptimizerStates(request.output_dir, last_saved_epoch);
+        saved = SaveCheckpoint(*model, meta, numbered);
+      }
+      if (!saved.ok()) {
+        return absl::Status(
+            saved.code(),
+            absl::StrFormat("saving epoch %d: %s; %s", epoch + 1, saved.message(),
+                            last_saved_epoch > 0
+                                ? absl::StrFormat("resume continues from %s (epoch %d)",
+                                                  result.last_checkpoint, last_saved_epoch)
+                                : std::string("no checkpoint of this run to resume from")));
+      }
       progress.checkpoint = numbered;
       emit(absl::StrCat("saved ", numbered));
     }
