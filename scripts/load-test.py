@@ -176,8 +176,18 @@ def derived_scene(args, run_dir):
     return path, scene, model["train_params"]["max_cav"]
 
 
+def run_name(args):
+    """<n>agents, with the overrides: 16agents-40hz-cav16."""
+    name = f"{args.agents}agents"
+    if args.rate is not None:
+        name += f"-{args.rate:g}hz"
+    if args.max_cav is not None:
+        name += f"-cav{args.max_cav}"
+    return name
+
+
 def run(args):
-    run_dir = os.path.join(args.out, f"run-{args.agents}agents")
+    run_dir = os.path.join(args.out, "run-" + run_name(args))
     args.scene_file, scene_yaml, max_cav = derived_scene(args, run_dir)
     rate_hz = float(scene_yaml["rate_hz"])
     pace = args.pace or scene_yaml["cluster"]["pace"]
@@ -201,11 +211,13 @@ def run(args):
         threading.Thread(target=sample_rss, daemon=True).start()
         time.sleep(args.warmup)
         rss_warm, t_warm, warm = scene.rss(), time.time(), scene.scrape()
+        load_warm = os.getloadavg()[0]
         while time.time() < t_warm + args.seconds:
             time.sleep(min(1.0, t_warm + args.seconds - time.time()))
             if scene.proc.poll() is not None:
                 raise LoadError(f"qv2x scene up exited with {scene.proc.returncode}")
         t_end, end, rss_end = time.time(), scene.scrape(), scene.rss()
+        load_end = os.getloadavg()[0]
         restarted = scene.restarted()
 
         # Drain (see the module doc): agents' final counters, then fusion's.
@@ -231,14 +243,13 @@ def run(args):
         stop_sampling.set()
         scene.down()
 
-    seconds = t_end - t_warm
-    key = lambda samples: {"fusion": samples["fusion"],
-                           **{int(n.split()[1]): s for n, s in samples.items() if n != "fusion"}}
-    acc = report.accounting(agent_ids, {int(n.split()[1]): s for n, s in final_agents.items()},
-                            final_fusion)
+    # Samples keyed by agent id ("agent 3" -> 3), fusion's as "fusion".
+    by_id = lambda samples: {n if n == "fusion" else int(n.split()[1]): s
+                             for n, s in samples.items()}
+    acc = report.accounting(agent_ids, by_id(final_agents), final_fusion)
     mem = report.memory(rss_start, rss_warm, rss_end, rss_max)
     growth = max((m["growth_mib"] or 0) for m in mem.values())
-    win = report.window(agent_ids, key(warm), key(end), seconds, rate_hz)
+    win = report.window(agent_ids, by_id(warm), by_id(end), t_end - t_warm, rate_hz)
     checks = {"every agent sent during the window": win["agent_rate_hz_min"] > 0,
               "frames fused during the window": win["frames_fused"] > 0}
     checks.update(acc["checks"])
@@ -253,6 +264,8 @@ def run(args):
         "max_cav": max_cav,
         "warmup_s": args.warmup,
         "cpu": cpu_model(),
+        # The machine may be shared: its 1-minute load average when the window began / ended.
+        "load_average": [load_warm, load_end],
         "command": " ".join(sys.argv),
         "accounting": acc,
         "window": win,
@@ -263,7 +276,7 @@ def run(args):
         "checks": checks,
     }
     os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"{len(agent_ids)}agents.json")
+    path = os.path.join(args.out, run_name(args) + ".json")
     with open(path, "w") as f:
         json.dump(result, f, indent=2)
         f.write("\n")

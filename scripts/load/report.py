@@ -136,7 +136,8 @@ def table(r):
     lines = [
         f"load test: {r['agents']} agents (up to {r['max_cav']} fused per frame), {r['pace']} "
         f"at {w['target_rate_hz']:g} Hz, {w['seconds']:.0f} s measured after "
-        f"{r['warmup_s']:.0f} s warm-up ({r['cpu']})",
+        f"{r['warmup_s']:.0f} s warm-up ({r['cpu']}, load average "
+        f"{r['load_average'][0]:.1f} / {r['load_average'][1]:.1f} at its start / end)",
         "",
         "| messages (whole run, after drain) | count |",
         "|---|---|",
