@@ -5,7 +5,8 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 CTEST_FLAGS ?= --output-on-failure
 
-.PHONY: all deps configure build test test-unit bench demo format clean
+.PHONY: all deps configure build test test-unit bench demo format clean sanitize-deps \
+	test-sanitize test-tsan fuzz-long
 
 all: build
 
@@ -36,8 +37,49 @@ bench: build
 demo: build
 	BUILD_DIR=$(BUILD_DIR) python3 scripts/demo/demo.py
 
+# Sanitizer and fuzzing builds (docs/RELIABILITY.md, cmake/Qv2xSanitize.cmake), each in its
+# own clang tree. test-sanitize: the whole default suite under ASan + UBSan plus a bounded
+# libFuzzer run of every fuzz/ target (ctest label fuzz, FUZZ_SECONDS each). test-tsan:
+# the frame assembler, the fusion service and the agent control path (the cluster
+# integration tests) under ThreadSanitizer. fuzz-long: FUZZ_RUNS executions per target.
+ASAN_DIR ?= build-asan
+TSAN_DIR ?= build-tsan
+FUZZ_SECONDS ?= 30
+FUZZ_RUNS ?= 1000000
+TSAN_TESTS ?= fusion_frame_assembler_test|cluster_rpc_test|agent_
+TSAN_TARGETS ?= fusion_frame_assembler_test cluster_rpc_test
+SAN_CMAKE = cmake -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	-DQV2X_BUILD_BENCH=OFF "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -gline-tables-only -DNDEBUG"
+# Sanitizer builds yield the CPU to ordinary builds on a shared machine.
+SAN_NICE ?= nice -n 10
+
+sanitize-deps: deps
+	@command -v clang++ >/dev/null && ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a \
+	  >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq clang libclang-rt-dev llvm; }
+
+$(ASAN_DIR)/build.ninja:
+	$(SAN_CMAKE) -S . -B $(ASAN_DIR) -DQV2X_FUZZ=ON -DQV2X_FUZZ_SECONDS=$(FUZZ_SECONDS) $(CMAKE_FLAGS)
+
+$(TSAN_DIR)/build.ninja:
+	$(SAN_CMAKE) -S . -B $(TSAN_DIR) -DQV2X_SANITIZE=thread $(CMAKE_FLAGS)
+
+test-sanitize: sanitize-deps $(ASAN_DIR)/build.ninja
+	$(SAN_NICE) cmake --build $(ASAN_DIR) -j $(JOBS)
+	. sanitizers/options.sh address,undefined && cd $(ASAN_DIR) && \
+	  ctest $(CTEST_FLAGS) -j $(JOBS) -LE 'gpu|slow'
+
+test-tsan: sanitize-deps $(TSAN_DIR)/build.ninja
+	$(SAN_NICE) cmake --build $(TSAN_DIR) -j $(JOBS) --target $(TSAN_TARGETS)
+	. sanitizers/options.sh thread && cd $(TSAN_DIR) && \
+	  ctest $(CTEST_FLAGS) -j $(JOBS) -R '$(TSAN_TESTS)'
+
+fuzz-long: sanitize-deps $(ASAN_DIR)/build.ninja
+	$(SAN_NICE) cmake --build $(ASAN_DIR) -j $(JOBS) --target qv2x_fuzz_all
+	cd $(ASAN_DIR) && ctest $(CTEST_FLAGS) -R '^fuzz_seeds$$'
+	./fuzz/fuzz-long.sh $(ASAN_DIR) $(FUZZ_RUNS)
+
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR)

@@ -292,11 +292,10 @@ absl::Status WritePcd(const std::string& path, const PointCloud& cloud) {
   return WriteFileAtomic(path, EncodePcdBinary(cloud));
 }
 
-absl::StatusOr<PointCloud> ReadBin(const std::string& path) {
-  QV2X_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+absl::StatusOr<PointCloud> ParseBin(const std::string& bytes, const std::string& origin) {
   if (bytes.size() % 16 != 0) {
-    return absl::DataLossError(
-        absl::StrCat(path, ": ", bytes.size(), " bytes is not a whole number of float32 x 4 rows"));
+    return absl::DataLossError(absl::StrCat(origin, ": ", bytes.size(),
+                                            " bytes is not a whole number of float32 x 4 rows"));
   }
   PointCloud cloud(bytes.size() / 16);
   for (size_t i = 0; i < cloud.size(); ++i) {
@@ -305,6 +304,11 @@ absl::StatusOr<PointCloud> ReadBin(const std::string& path) {
     cloud[i] = {v[0], v[1], v[2], v[3]};
   }
   return cloud;
+}
+
+absl::StatusOr<PointCloud> ReadBin(const std::string& path) {
+  QV2X_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+  return ParseBin(bytes, path);
 }
 
 absl::StatusOr<PointCloud> ReadPointCloud(const std::string& path) {

@@ -19,6 +19,9 @@ absl::StatusOr<PointCloud> ReadPcd(const std::string& path);
 std::string EncodePcdBinary(const PointCloud& cloud);
 absl::Status WritePcd(const std::string& path, const PointCloud& cloud);
 
+// Parses `.bin` bytes (rows of float32 x, y, z, intensity); `origin` names the source in
+// errors.
+absl::StatusOr<PointCloud> ParseBin(const std::string& bytes, const std::string& origin);
 absl::StatusOr<PointCloud> ReadBin(const std::string& path);
 // By extension: .pcd or .bin.
 absl::StatusOr<PointCloud> ReadPointCloud(const std::string& path);

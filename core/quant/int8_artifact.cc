@@ -177,10 +177,12 @@ absl::StatusOr<Int8Artifact> ParseInt8Artifact(const std::string& bytes) {
         absl::StrCat("int8 artifact: format version ", a.format_version,
                      " is not supported (this build: ", kInt8FormatVersion, ")"));
   }
-  for (const auto& [name, fields] : layer_fields) {
+  for (const auto& entry : layer_fields) {
+    // Not a structured binding: a lambda may not capture one before C++20 (clang refuses).
+    const std::string& name = entry.first;
     Int8Layer layer;
-    QV2X_RETURN_IF_ERROR(
-        TorchCall("reading the int8 artifact", [&] { return FinishLayer(name, fields, &layer); }));
+    QV2X_RETURN_IF_ERROR(TorchCall("reading the int8 artifact",
+                                   [&] { return FinishLayer(name, entry.second, &layer); }));
     a.layers[name] = std::move(layer);
   }
   return a;

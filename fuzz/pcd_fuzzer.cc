@@ -1,0 +1,28 @@
+// PCD bytes (ASCII or binary) -> PointCloud. Seeds: binary PCDs the project writes
+// (EncodePcdBinary of simulated sweeps) and the small ASCII / rgb files in
+// fuzz/corpus/pcd. A cloud that parses holds finite coordinates only and survives the
+// project's own binary writer unchanged.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "core/data/point_cloud_io.h"
+#include "fuzz/fuzz_check.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string bytes(reinterpret_cast<const char*>(data), size);
+  absl::StatusOr<qv2x::PointCloud> cloud = qv2x::ParsePcd(bytes, "fuzz.pcd");
+  if (!cloud.ok()) return 0;
+  for (const qv2x::Point& p : *cloud) {
+    QV2X_FUZZ_CHECK(std::isfinite(p.x) && std::isfinite(p.y) && std::isfinite(p.z),
+                    "a non-finite point was kept");
+  }
+  absl::StatusOr<qv2x::PointCloud> back =
+      qv2x::ParsePcd(qv2x::EncodePcdBinary(*cloud), "fuzz-roundtrip.pcd");
+  QV2X_FUZZ_CHECK(back.ok() && back->size() == cloud->size(), "the written PCD does not parse");
+  QV2X_FUZZ_CHECK(std::memcmp(back->data(), cloud->data(), cloud->size() * sizeof(qv2x::Point)) == 0,
+                  "the written PCD reads back different points");
+  return 0;
+}

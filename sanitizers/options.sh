@@ -1,0 +1,24 @@
+# Runtime options of the sanitizer builds, sourced before running their tests:
+#   . sanitizers/options.sh address,undefined   (build-asan: the suite and the fuzzers)
+#   . sanitizers/options.sh thread              (build-tsan)
+# Every suppression lives in a file next to this one, each line saying why. None may name
+# qv2x code: a report in qv2x code is fixed, not suppressed.
+_qv2x_san_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+case "${1:-}" in
+  address,undefined)
+    # abort_on_error=1: a report ends the process with SIGABRT, so that a parent test sees
+    #   a crashed server, not a clean exit.
+    export ASAN_OPTIONS="abort_on_error=1"
+    export LSAN_OPTIONS="suppressions=$_qv2x_san_dir/lsan.supp:print_suppressions=0"
+    export UBSAN_OPTIONS="print_stacktrace=1:abort_on_error=1"
+    ;;
+  thread)
+    # second_deadlock_stack=1: both stacks of a lock-order inversion.
+    export TSAN_OPTIONS="suppressions=$_qv2x_san_dir/tsan.supp:second_deadlock_stack=1:halt_on_error=1:abort_on_error=1:print_suppressions=0"
+    ;;
+  *)
+    echo "usage: . sanitizers/options.sh address,undefined|thread" >&2
+    return 2 2>/dev/null || exit 2
+    ;;
+esac
+unset _qv2x_san_dir
