@@ -79,6 +79,8 @@ def window(agent_ids, before, after, seconds, rate_hz):
     agents_hist = bucket_delta(f1.buckets("qv2x_fusion_agents_per_frame"),
                                f0.buckets("qv2x_fusion_agents_per_frame"))
     fused = d("qv2x_fusion_frames_total", outcome="fused")
+    discarded0, discarded1 = (f.by("qv2x_fusion_discarded_messages_total", "reason")
+                              for f in (f0, f1))
     agents_sum = (f1.sum("qv2x_fusion_agents_per_frame_sum") -
                   f0.sum("qv2x_fusion_agents_per_frame_sum"))
     return {
@@ -93,6 +95,9 @@ def window(agent_ids, before, after, seconds, rate_hz):
         "fused_frames_per_second": fused / seconds,
         "agents_per_fused_frame": agents_sum / fused if fused else None,
         "agents_per_frame_p50": quantile(0.5, agents_hist),
+        "fused_messages": d("qv2x_fusion_fused_messages_total"),
+        "discarded_by_reason": {r: v - discarded0.get(r, 0.0) for r, v in discarded1.items()
+                                if v != discarded0.get(r, 0.0)},
         "late": d("qv2x_fusion_late_messages_total"),
         "missing": d("qv2x_fusion_missing_messages_total"),
         "rejected": d("qv2x_fusion_rejected_messages_total"),
@@ -165,6 +170,8 @@ def table(r):
         f"({w['agents_per_fused_frame'] or 0:.2f} agents/frame) |",
         f"| late / missing / rejected | {w['late']:.0f} / {w['missing']:.0f} / "
         f"{w['rejected']:.0f} |",
+        f"| messages fused / discarded | {w['fused_messages']:.0f} / "
+        f"{sum(w['discarded_by_reason'].values()):.0f} {w['discarded_by_reason'] or ''} |",
         f"| end-to-end p50 / p99 (per frame, exact) | {ms(lat['p50_s'])} / {ms(lat['p99_s'])} "
         f"(max {ms(lat['max_s'])}, {lat['frames']} frames) |",
         f"| end-to-end p50 / p99 (histogram) | {ms(w['e2e_histogram_p50_s'])} / "
