@@ -13,8 +13,10 @@ second); then drain so that the final counters are exact:
   2. the agents are paused and fusion resumed: it reads what is in its sockets and its
      deadline closes every open frame; its counters are read once they stay unchanged;
   3. everything resumes and the scene is stopped (SIGTERM).
-Messages that reach fusion only in step 2 may be counted late: the drain's, not the
-window's (the window's late count is reported separately).
+Messages that reach fusion only in step 2 may be counted late (or refused as stale):
+the drain's, not the window's (the window's counts are reported separately).
+Output: out/load/<run>.json (e.g. 16agents.json, 16agents-40hz-cav16.json) and a table;
+logs and port files in out/load/run-<run>/.
 --check exits 1 unless every identity holds exactly, no service restarted and no
 process grew its RSS by more than --max-rss-growth-mib after the warm-up.
 """
@@ -160,6 +162,8 @@ def derived_scene(args, run_dir):
         scene = yaml.safe_load(f)
     with open(os.path.join(REPO, scene["cluster"]["model"]["config"])) as f:
         model = yaml.safe_load(f)
+    if args.agents > len(scene["agents"]):
+        raise LoadError(f"--agents {args.agents}: {args.scene} has {len(scene['agents'])}")
     if args.rate is None and args.max_cav is None:
         return args.scene, scene, model["train_params"]["max_cav"]
     os.makedirs(run_dir, exist_ok=True)
@@ -291,13 +295,14 @@ def main():
     p.add_argument("--agents", type=int, default=8, help="the scene's first N agents (ego first)")
     p.add_argument("--seconds", type=float, default=60, help="measured window after the warm-up")
     p.add_argument("--warmup", type=float, default=5, help="seconds before the window")
-    p.add_argument("--scene", default="configs/scenes/load.yaml")
+    p.add_argument("--scene", default="configs/scenes/load.yaml", help="scene file (repo-relative)")
     p.add_argument("--pace", choices=["realtime", "lockstep"], help="default: the scene's")
     p.add_argument("--rate", type=float, help="scene rate in Hz (default: the scene's)")
     p.add_argument("--max-cav", type=int,
                    help="agents fused per frame, the ego included (default: the model config's)")
-    p.add_argument("--build", default=os.environ.get("BUILD_DIR", os.path.join(REPO, "build")))
-    p.add_argument("--out", default=os.path.join(REPO, "out/load"))
+    p.add_argument("--build", default=os.environ.get("BUILD_DIR", os.path.join(REPO, "build")),
+                   help="build folder with bin/qv2x, bin/qv2x-fusion, bin/qv2x-agent")
+    p.add_argument("--out", default=os.path.join(REPO, "out/load"), help="reports and logs")
     p.add_argument("--check", action="store_true", help="exit 1 when a check fails")
     p.add_argument("--max-rss-growth-mib", type=float, default=16)
     args = p.parse_args()
