@@ -1,216 +1,30 @@
 // The cooperative runtime on 127.0.0.1 with real processes: qv2x-fusion and qv2x-agent on
 // the tiny scene (2 vehicles + 1 roadside unit), lock-step so every frame is fused.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <atomic>
 #include <filesystem>
-#include <mutex>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "core/codec/index_codec.h"
 #include "core/model/checkpoint.h"
 #include "core/model/runtime_model.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "qv2x/v1/agent.grpc.pb.h"
 #include "qv2x/v1/features.grpc.pb.h"
-#include "tests/integration/harness/process.h"
-#include "tests/integration/harness/prometheus_text.h"
+#include "tests/integration/harness/cluster.h"
 
 namespace qv2x {
 namespace {
 
-using qv2x::testing::ChildProcess;
-using qv2x::testing::Ports;
+using qv2x::testing::AgentsOf;
+using qv2x::testing::ClusterTest;
+using qv2x::testing::FreePort;
+using qv2x::testing::Serving;
 
-constexpr char kScene[] = "configs/scenes/tiny.yaml";
-constexpr char kConfig[] = "configs/tiny/stage3.yaml";
-const std::vector<int> kAgents = {0, 1, -1};
-
-// A port that was free a moment ago (for a service that must come back on the same one).
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-bool Serving(int port) {
-  auto stub = grpc::health::v1::Health::NewStub(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
-  grpc::health::v1::HealthCheckResponse resp;
-  return stub->Check(&ctx, {}, &resp).ok() &&
-         resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
-}
-
-// Collects every DetectionFrame the fusion service publishes; re-subscribes when the
-// service restarts.
-class FrameCollector {
- public:
-  explicit FrameCollector(int port) : port_(port) {
-    thread_ = std::thread([this] { Loop(); });
-  }
-  ~FrameCollector() {
-    stop_ = true;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (ctx_ != nullptr) ctx_->TryCancel();
-    }
-    thread_.join();
-  }
-  // Waits until `n` frames arrived in total; returns a copy of all of them.
-  std::vector<v1::DetectionFrame> WaitFor(size_t n, double timeout_s) {
-    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-    while (std::chrono::steady_clock::now() < end) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (frames_.size() >= n) return frames_;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    return frames_;
-  }
-  size_t size() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return frames_.size();
-  }
-
- private:
-  void Loop() {
-    auto stub = v1::Fusion::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials()));
-    while (!stop_) {
-      grpc::ClientContext ctx;
-      ctx.set_wait_for_ready(true);
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        ctx_ = &ctx;
-      }
-      auto reader = stub->WatchDetections(&ctx, {});
-      v1::DetectionFrame f;
-      while (reader->Read(&f)) {
-        std::lock_guard<std::mutex> lock(mu_);
-        frames_.push_back(f);
-      }
-      reader->Finish().ok();
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        ctx_ = nullptr;
-      }
-      if (!stop_) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  }
-  int port_;
-  std::atomic<bool> stop_{false};
-  std::mutex mu_;
-  grpc::ClientContext* ctx_ = nullptr;
-  std::vector<v1::DetectionFrame> frames_;
-  std::thread thread_;
-};
-
-class ClusterTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = qv2x::testing::MakeTempDir("qv2x_cluster_");
-    ASSERT_FALSE(dir_.empty());
-  }
-  void TearDown() override {
-    frames_.reset();
-    agents_.clear();
-    fusion_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  void StartFusion(int port = 0, std::vector<std::string> extra = {}) {
-    const std::string pf = dir_ + "/fusion.port";
-    std::filesystem::remove(pf);
-    std::vector<std::string> argv = {qv2x::testing::BuildDir() + "/bin/qv2x-fusion",
-                                     absl::StrCat("--scene=", kScene),
-                                     absl::StrCat("--config=", kConfig),
-                                     absl::StrCat("--listen=127.0.0.1:", port),
-                                     "--metrics=127.0.0.1:0",
-                                     "--deadline_ms=3000",
-                                     "--port_file=" + pf};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    auto p = ChildProcess::Start(argv, dir_ + "/fusion.log");
-    ASSERT_TRUE(p.ok()) << p.status();
-    fusion_ = std::move(*p);
-    auto ports = qv2x::testing::WaitForPortFile(pf, 120, fusion_.get());
-    ASSERT_TRUE(ports.ok()) << ports.status();
-    fusion_ports_ = *ports;
-    // Subscribed before any agent starts, so no fused frame is missed.
-    frames_.reset();
-    frames_ = std::make_unique<FrameCollector>(fusion_ports_.grpc);
-  }
-
-  void StartAgent(int id, std::vector<std::string> extra = {}) {
-    const std::string pf = absl::StrCat(dir_, "/agent_", id, ".port");
-    std::vector<std::string> argv = {qv2x::testing::BuildDir() + "/bin/qv2x-agent",
-                                     absl::StrCat("--scene=", kScene),
-                                     absl::StrCat("--config=", kConfig),
-                                     absl::StrCat("--agent_id=", id),
-                                     absl::StrCat("--fusion=127.0.0.1:", fusion_ports_.grpc),
-                                     "--listen=127.0.0.1:0",
-                                     "--metrics=127.0.0.1:0",
-                                     "--pace=lockstep",
-                                     "--codec=zstd",
-                                     "--port_file=" + pf};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    auto p = ChildProcess::Start(argv, absl::StrCat(dir_, "/agent_", id, ".log"));
-    ASSERT_TRUE(p.ok()) << p.status();
-    auto ports = qv2x::testing::WaitForPortFile(pf, 120, p->get());
-    ASSERT_TRUE(ports.ok()) << ports.status();
-    agent_ports_[id] = *ports;
-    agents_[id] = std::move(*p);
-  }
-
-  void StartAll(std::vector<std::string> agent_extra = {}) {
-    StartFusion();
-    for (int id : kAgents) StartAgent(id, agent_extra);
-  }
-
-  qv2x::testing::Samples Metrics(int port) {
-    auto text = qv2x::testing::HttpGet(port, "/metrics");
-    EXPECT_TRUE(text.ok()) << text.status();
-    auto s = qv2x::testing::ParsePrometheusText(text.ok() ? *text : "");
-    EXPECT_TRUE(s.ok()) << s.status();
-    return s.ok() ? *s : qv2x::testing::Samples{};
-  }
-
-  std::string Logs() {
-    std::string out = fusion_ ? "fusion:\n" + fusion_->Log() : "";
-    for (auto& [id, p] : agents_) absl::StrAppend(&out, "agent ", id, ":\n", p->Log());
-    return out;
-  }
-
-  std::string dir_;
-  std::unique_ptr<ChildProcess> fusion_;
-  Ports fusion_ports_;
-  std::unique_ptr<FrameCollector> frames_;
-  std::map<int, std::unique_ptr<ChildProcess>> agents_;
-  std::map<int, Ports> agent_ports_;
-};
-
-std::set<int> AgentsOf(const v1::DetectionFrame& f) {
-  std::set<int> s;
-  for (const auto& a : f.agents()) s.insert(a.agent_id());
-  return s;
-}
+constexpr const char* kConfig = qv2x::testing::kTinyConfig;
+const std::vector<int>& kAgents = qv2x::testing::kTinyAgents;
 
 TEST_F(ClusterTest, ThreeAgentsEveryFrameFusedAndMetricsExposed) {
   StartAll({"--max_frames=12"});

@@ -20,33 +20,8 @@ using qv2x::testing::ChildProcess;
 
 std::string Qv2x() { return qv2x::testing::BuildDir() + "/bin/qv2x"; }
 
-// Processes whose command line mentions `needle` (the run folder is in every service's).
-std::vector<int> ProcessesWith(const std::string& needle) {
-  std::vector<int> out;
-  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = e.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(e.path() / "cmdline");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string cmd = ss.str();
-    std::replace(cmd.begin(), cmd.end(), '\0', ' ');
-    if (cmd.find(needle) != std::string::npos &&
-        cmd.find("scene_launcher_test") == std::string::npos) {
-      out.push_back(std::stoi(name));
-    }
-  }
-  return out;
-}
-
-bool NoneLeft(const std::string& needle, double timeout_s) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-  while (std::chrono::steady_clock::now() < end) {
-    if (ProcessesWith(needle).empty()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return false;
-}
+using qv2x::testing::NoneLeft;
+using qv2x::testing::ProcessesWith;
 
 int RunCli(const std::vector<std::string>& args, const std::string& log, std::string* out) {
   std::vector<std::string> argv = {Qv2x()};

@@ -45,6 +45,12 @@ struct Ports {
 absl::StatusOr<Ports> WaitForPortFile(const std::string& path, double timeout_s,
                                       ChildProcess* process);
 
+// Processes (other than this one) whose command line mentions `needle`, e.g. a run folder
+// that every service of a scene has in its arguments.
+std::vector<int> ProcessesWith(const std::string& needle);
+// Waits up to `timeout_s` for ProcessesWith(needle) to be empty.
+bool NoneLeft(const std::string& needle, double timeout_s);
+
 // GET http://127.0.0.1:<port><path> over a plain socket; the body.
 absl::StatusOr<std::string> HttpGet(int port, const std::string& path);
 
