@@ -87,9 +87,9 @@ class Scene:
             argv += ["--pace", self.args.pace]
         print("$ " + " ".join(os.path.relpath(a, REPO) if a.startswith(REPO) else a
                               for a in argv), flush=True)
-        log = open(os.path.join(self.run_dir, "scene.log"), "ab")
-        self.proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        with open(os.path.join(self.run_dir, "scene.log"), "ab") as log:
+            self.proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
         end = time.time() + timeout_s
         while not os.path.exists(self.endpoints_path):
             if self.proc.poll() is not None:
