@@ -1,6 +1,7 @@
 #include "core/data/opv2v_reader.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <set>
 
@@ -16,12 +17,18 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Metres and degrees: OPV2V maps span a few kilometres.
+constexpr double kMaxAbsValue = 1e7;
+
 absl::Status Bad(const std::string& origin, const std::string& path, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(origin, ": ", path, ": ", what));
 }
 
 absl::StatusOr<std::vector<double>> Numbers(const YAML::Node& n, size_t size,
                                             const std::string& origin, const std::string& path) {
+  // A key missing from a const mapping is an invalid node that throws on any question but
+  // this one.
+  if (!n.IsDefined()) return Bad(origin, path, "required key is missing");
   if (!n.IsSequence() || n.size() != size) {
     return Bad(origin, path, absl::StrCat("expected a list of ", size, " numbers"));
   }
@@ -29,6 +36,13 @@ absl::StatusOr<std::vector<double>> Numbers(const YAML::Node& n, size_t size,
   for (size_t i = 0; i < size; ++i) {
     if (!n[i].IsScalar() || !absl::SimpleAtod(n[i].Scalar(), &out[i])) {
       return Bad(origin, absl::StrCat(path, "[", i, "]"), "expected a number");
+    }
+    // NaN, inf or a huge value (location + center, 2 x extent overflow) would make every
+    // box, warp and loss computed from it non-finite.
+    if (!(std::abs(out[i]) <= kMaxAbsValue)) {
+      return Bad(origin, absl::StrCat(path, "[", i, "]"),
+                 absl::StrCat("expected a finite number within +/-", kMaxAbsValue, ", got ",
+                              n[i].Scalar().substr(0, 32)));
     }
   }
   return out;
