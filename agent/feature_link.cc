@@ -1,18 +1,19 @@
 #include "agent/feature_link.h"
 
+#include "services/tls_credentials.h"
+
 namespace qv2x::agent {
 
 FeatureLink::FeatureLink(const std::string& fusion_address, int max_message_bytes,
                          RejectFn on_reject)
     : address_(fusion_address), on_reject_(std::move(on_reject)) {
-  grpc::ChannelArguments args;
-  args.SetMaxSendMessageSize(max_message_bytes);
-  args.SetMaxReceiveMessageSize(max_message_bytes);
+  grpc::ChannelArguments args = services::ClientChannelArguments(max_message_bytes);
   // Reconnect attempts are paced by the agent loop; keep gRPC's own back-off short so a
   // restarted fusion service is found quickly.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  channel_ = grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args);
+  // TLS and the client certificate (the agent's identity) as main configured them.
+  channel_ = services::NewChannel(address_, services::ProcessClientSecurity(), args);
   stub_ = v1::Fusion::NewStub(channel_);
 }
 

@@ -11,6 +11,8 @@
 #include "agent/agent_runner.h"
 #include "core/model/runtime_model.h"
 #include "services/log.h"
+#include "services/model_paths.h"
+#include "services/security_flags.h"
 #include "services/server_host.h"
 
 ABSL_FLAG(std::string, scene, "", "scene file (required; the same file as every other agent)");
@@ -21,6 +23,12 @@ ABSL_FLAG(std::string, checkpoint, "",
 ABSL_FLAG(std::string, int8_artifact, "", "INT8 encoder artifact (optional)");
 ABSL_FLAG(std::string, precision, "fp32", "encoder at start: fp32 | int8");
 ABSL_FLAG(std::string, fusion, "127.0.0.1:50080", "fusion service address");
+ABSL_FLAG(std::string, fusion_tls_ca, "",
+          "PEM CA that signed the fusion service's certificate: TLS to fusion, presenting "
+          "--tls_cert / --tls_key as this agent's client certificate (named agent-<id>)");
+ABSL_FLAG(std::string, artifacts, "",
+          "folder LoadModel may read models from (paths outside are refused; relative paths are "
+          "taken inside it); empty: any path this process can read");
 ABSL_FLAG(std::string, listen, "127.0.0.1:50090", "AgentControl gRPC address");
 ABSL_FLAG(std::string, metrics, "127.0.0.1:9490", "Prometheus /metrics address; empty disables");
 ABSL_FLAG(std::string, codec, "zstd", "index coding: bitpack | zstd");
@@ -81,6 +89,16 @@ int Run() {
   options.ahead = std::max(0, absl::GetFlag(FLAGS_ahead));
   options.max_frames = static_cast<uint64_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_max_frames)));
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  const qv2x::services::ServerSecurity security = qv2x::services::ServerSecurityFromFlags();
+  if (const std::string ca = absl::GetFlag(FLAGS_fusion_tls_ca); !ca.empty()) {
+    absl::StatusOr<qv2x::services::ClientSecurity> link =
+        qv2x::services::ClientSecurity::Load({security.tls.cert, security.tls.key, ca}, "");
+    if (!link.ok()) {
+      LogError(absl::StrCat("--fusion_tls_ca: ", link.status().message()));
+      return 2;
+    }
+    qv2x::services::SetProcessClientSecurity(std::move(*link));
+  }
   qv2x::SetIntraOpThreads(std::max(1, absl::GetFlag(FLAGS_threads)));
 
   absl::StatusOr<qv2x::sim::Simulator> simulator = qv2x::sim::Simulator::Create(*scene);
@@ -104,9 +122,16 @@ int Run() {
   server.listen_address = absl::GetFlag(FLAGS_listen);
   server.metrics_address = absl::GetFlag(FLAGS_metrics);
   server.max_message_bytes = 1 << 20;
+  server.security = security;
   qv2x::services::ServerHost host(server);
   agent::AgentRunner runner(options, &*simulator, *model, *precision, host.registry());
-  host.AddService(&runner);
+  qv2x::services::ConfinedAgentControl confined(&runner, absl::GetFlag(FLAGS_artifacts));
+  if (absl::GetFlag(FLAGS_artifacts).empty()) {
+    qv2x::services::LogWarning("no --artifacts: LoadModel reads any path this process can read");
+    host.AddService(&runner);
+  } else {
+    host.AddService(&confined);
+  }
   host.OnShutdown([&] { runner.Stop(); });
   if (absl::Status st = host.StartAndAnnounce(absl::GetFlag(FLAGS_port_file)); !st.ok()) {
     LogError(st.message());

@@ -7,6 +7,7 @@
 #include "absl/flags/usage.h"
 #include "quantizer/quantizer_service.h"
 #include "services/log.h"
+#include "services/security_flags.h"
 #include "services/server_host.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50060", "gRPC address (host:port)");
@@ -15,6 +16,7 @@ ABSL_FLAG(std::string, artifacts, "artifacts",
           "folder for checkpoints and INT8 artifacts; paths outside are refused");
 ABSL_FLAG(std::string, configs, "configs", "read-only folder of stage YAMLs and scene files");
 ABSL_FLAG(int, threads, 0, "intra-op threads (0 = default)");
+ABSL_FLAG(int, max_message_bytes, 4 << 20, "largest gRPC message accepted or sent");
 ABSL_FLAG(std::string, port_file, "",
           "write \"<grpc port> <metrics port>\" here once serving (for port 0 in tests)");
 
@@ -28,6 +30,8 @@ int main(int argc, char** argv) {
   options.service_name = "quantizer";
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.metrics_address = absl::GetFlag(FLAGS_metrics);
+  options.security = qv2x::services::ServerSecurityFromFlags();
+  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   qv2x::services::ServerHost host(options);
   qv2x::quantizer::QuantizerService service(
       {absl::GetFlag(FLAGS_artifacts), absl::GetFlag(FLAGS_configs), absl::GetFlag(FLAGS_threads)},

@@ -1,6 +1,8 @@
-// Runs one gRPC server the qv2x way: bounded message size, grpc.health.v1 and reflection,
-// a Prometheus exposer on its own port, qv2x_build_info, and a graceful shutdown on
-// SIGTERM / SIGINT (in-flight calls get a grace period, then are cancelled).
+// Runs one gRPC server the qv2x way: TLS / mutual TLS and the control-RPC token when
+// configured, deliberate limits (message size, streams per connection, threads,
+// keepalive), grpc.health.v1 and reflection, a Prometheus exposer on its own port that idle
+// or slow sockets cannot exhaust, qv2x_build_info, and a graceful shutdown on SIGTERM /
+// SIGINT (in-flight calls get a grace period, then are cancelled).
 #ifndef QV2X_SERVICES_SERVER_HOST_H_
 #define QV2X_SERVICES_SERVER_HOST_H_
 
@@ -15,6 +17,7 @@
 #include "grpcpp/grpcpp.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
+#include "services/tls_credentials.h"
 
 namespace qv2x::services {
 
@@ -24,6 +27,12 @@ struct ServerOptions {
   std::string metrics_address;       // host:port for /metrics; empty disables
   int max_message_bytes = 16 << 20;  // both directions
   absl::Duration shutdown_grace = absl::Seconds(5);
+  ServerSecurity security;  // TLS, mutual TLS, control token; empty: plaintext, open
+  // Streams one connection may hold open at once (more wait on the client's side), and
+  // threads the synchronous server may run calls on: past that, a new call gets
+  // RESOURCE_EXHAUSTED instead of one more thread.
+  int max_concurrent_streams = 100;
+  int max_threads = 512;
 };
 
 class ServerHost {

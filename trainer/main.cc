@@ -6,6 +6,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "services/log.h"
+#include "services/security_flags.h"
 #include "services/server_host.h"
 #include "trainer/trainer_service.h"
 
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
   options.service_name = "trainer";
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.metrics_address = absl::GetFlag(FLAGS_metrics);
+  options.security = qv2x::services::ServerSecurityFromFlags();
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   qv2x::services::ServerHost host(options);
   qv2x::trainer::TrainerService service(

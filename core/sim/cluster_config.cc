@@ -29,6 +29,17 @@ absl::StatusOr<OptionalService> ReadOptional(YamlReader& parent, const std::stri
   return s;
 }
 
+absl::StatusOr<ClusterSecurity> ReadSecurity(YamlReader& parent) {
+  ClusterSecurity s;
+  if (!parent.Has("security")) return s;
+  QV2X_ASSIGN_OR_RETURN(YamlReader r, parent.Map("security"));
+  QV2X_ASSIGN_OR_RETURN(s.tls_dir, r.String("tls_dir"));
+  QV2X_ASSIGN_OR_RETURN(s.mutual_tls, r.Bool("mutual_tls"));
+  QV2X_ASSIGN_OR_RETURN(s.auth_token_file, r.String("auth_token_file"));
+  if (s.mutual_tls && s.tls_dir.empty()) return r.Error("mutual_tls", "needs tls_dir");
+  return s;
+}
+
 }  // namespace
 
 ServicePorts ClusterConfig::AgentPorts(size_t k) const {
@@ -75,6 +86,7 @@ absl::StatusOr<ClusterConfig> LoadClusterConfig(const std::string& path) {
     }
     QV2X_ASSIGN_OR_RETURN(c.trainer, ReadOptional(r, "trainer"));
     QV2X_ASSIGN_OR_RETURN(c.quantizer, ReadOptional(r, "quantizer"));
+    QV2X_ASSIGN_OR_RETURN(c.security, ReadSecurity(r));
     QV2X_RETURN_IF_ERROR(r.Finish());
     return c;
   };

@@ -21,6 +21,15 @@ struct OptionalService {
   std::string artifacts;  // folder the service may write to
 };
 
+// Optional `security:` block (docs/deploy.md): TLS from a folder of PEM files named as
+// deploy/tls/make-certs.sh writes them (ca.crt; fusion, agent-<id>, trainer, quantizer,
+// client .crt/.key), mutual TLS, and the bearer token of control RPCs.
+struct ClusterSecurity {
+  std::string tls_dir;          // empty: plaintext
+  bool mutual_tls = false;      // servers require client certificates signed by ca.crt
+  std::string auth_token_file;  // empty: control RPCs need no token
+};
+
 struct ClusterConfig {
   // Model: the stage YAML and its stage-3 weights. An absent checkpoint file means "not
   // trained yet": every service then builds the same seeded initial model.
@@ -39,6 +48,7 @@ struct ClusterConfig {
   int agent_grpc_port_base = 0;
   int agent_metrics_port_base = 0;
   OptionalService trainer, quantizer;
+  ClusterSecurity security;  // all off when the block is absent
 
   // Ports of agent k (scene order): base + k, or 0 (the OS picks) where a base is 0.
   ServicePorts AgentPorts(size_t k) const;

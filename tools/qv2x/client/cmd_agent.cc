@@ -1,6 +1,7 @@
 // `qv2x agent status|set-precision|load`: control of a running agent (qv2x.v1.AgentControl),
 // and `qv2x watch`: the fusion service's live detections.
 #include <cstdio>
+#include <filesystem>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -11,6 +12,7 @@
 #include "qv2x/v1/agent.grpc.pb.h"
 #include "qv2x/v1/features.grpc.pb.h"
 #include "services/status_convert.h"
+#include "tools/qv2x/client/client_security.h"
 #include "tools/qv2x/client/endpoints.h"
 #include "tools/qv2x/command.h"
 
@@ -24,30 +26,49 @@ constexpr char kAgentUsage[] =
 WHERE: --address HOST:PORT | --endpoints FILE | --scene SCENE.yaml
        (default: the running `qv2x scene up` of configs/scenes/intersection.yaml, or its
        fixed ports)
+%s
 
 Changes take effect between two frames; the reply names the first frame encoded with
 them. A model whose codebook differs from the running one is refused (the fusion service
-could not decode its indices).)";
+could not decode its indices). The agent reads models only inside its --artifacts folder;
+a relative path that exists here is sent as an absolute path.)";
 
 constexpr char kDefaultScene[] = "configs/scenes/intersection.yaml";
 
-absl::StatusOr<std::string> AgentAddress(Args& args, int64_t id) {
-  if (auto a = args.Get("address")) return *a;
+// Where a command connects, and the security recorded for the scene (if any).
+struct Target {
+  std::string address;
+  SecurityFiles recorded;
+};
+
+absl::StatusOr<Target> AgentAddress(Args& args, int64_t id) {
+  if (auto a = args.Get("address")) return Target{*a, {}};
   QV2X_ASSIGN_OR_RETURN(Endpoints e, ResolveEndpoints(args.GetOr("endpoints", ""),
                                                       args.GetOr("scene", kDefaultScene)));
   auto it = e.agents.find(static_cast<int>(id));
   if (it == e.agents.end()) {
     return absl::NotFoundError(absl::StrCat("no agent ", id, " in scene ", e.scene));
   }
-  return it->second.grpc();
+  return Target{it->second.grpc(), e.security};
 }
 
-// The fusion service's address: `flag` (--fusion or --address) or the scene's endpoints.
-absl::StatusOr<std::string> FusionAddress(Args& args, const std::string& flag) {
-  if (auto a = args.Get(flag)) return *a;
+// The fusion service: `flag` (--fusion or --address) or the scene's endpoints.
+absl::StatusOr<Target> FusionAddress(Args& args, const std::string& flag) {
+  if (auto a = args.Get(flag)) return Target{*a, {}};
   QV2X_ASSIGN_OR_RETURN(Endpoints e, ResolveEndpoints(args.GetOr("endpoints", ""),
                                                       args.GetOr("scene", kDefaultScene)));
-  return e.fusion.grpc();
+  return Target{e.fusion.grpc(), e.security};
+}
+
+// A model path for a service on this machine: made absolute when it exists here (the
+// service confines paths to its artifacts folder and takes relative ones inside it).
+std::string ModelPath(const std::string& path) {
+  std::error_code ec;
+  if (path.empty() || !std::filesystem::path(path).is_relative() ||
+      !std::filesystem::exists(path, ec)) {
+    return path;
+  }
+  return std::filesystem::absolute(path).lexically_normal().string();
 }
 
 std::string PrecisionText(v1::Precision p) { return p == v1::PRECISION_INT8 ? "int8" : "fp32"; }
@@ -83,12 +104,13 @@ absl::Status RunAgent(Args& args) {
   if (!absl::SimpleAtoi(id_text, &id)) {
     return absl::InvalidArgumentError(absl::StrCat("--agent: not an agent id: ", id_text));
   }
-  QV2X_ASSIGN_OR_RETURN(std::string address, AgentAddress(args, id));
-  const std::string checkpoint = args.GetOr("checkpoint", "");
-  const std::string int8 = args.GetOr("int8", "");
+  QV2X_ASSIGN_OR_RETURN(Target target, AgentAddress(args, id));
+  const std::string checkpoint = ModelPath(args.GetOr("checkpoint", ""));
+  const std::string int8 = ModelPath(args.GetOr("int8", ""));
+  const SecurityFiles security = SecurityFlags(args);
   QV2X_RETURN_IF_ERROR(args.Finish());
-  auto stub =
-      v1::AgentControl::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  QV2X_ASSIGN_OR_RETURN(auto channel, Dial(target.address, security, target.recorded));
+  auto stub = v1::AgentControl::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   if (sub == "status") {
@@ -123,7 +145,8 @@ absl::Status RunAgent(Args& args) {
 
 constexpr char kWatchUsage[] =
     R"(usage: qv2x watch [--fusion HOST:PORT | --endpoints FILE | --scene SCENE.yaml] [--frames N]
-                  [--boxes] [--json]
+                  [--boxes] [--json] [SECURITY]
+%s
 
 Prints every fused frame as the fusion service publishes it: frame, agents fused, boxes,
 end-to-end latency, bytes received, rolling vehicle AP@0.5; --boxes lists the boxes;
@@ -169,12 +192,14 @@ void PrintFrame(const v1::DetectionFrame& f, bool boxes) {
 }
 
 absl::Status RunWatch(Args& args) {
-  QV2X_ASSIGN_OR_RETURN(std::string address, FusionAddress(args, "fusion"));
+  QV2X_ASSIGN_OR_RETURN(Target target, FusionAddress(args, "fusion"));
   QV2X_ASSIGN_OR_RETURN(int64_t frames, args.IntOr("frames", 0));
   const bool boxes = args.Switch("boxes");
   const bool json = args.Switch("json");
+  const SecurityFiles security = SecurityFlags(args);
   QV2X_RETURN_IF_ERROR(args.Finish());
-  auto stub = v1::Fusion::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  QV2X_ASSIGN_OR_RETURN(auto channel, Dial(target.address, security, target.recorded));
+  auto stub = v1::Fusion::NewStub(channel);
   grpc::ClientContext ctx;
   auto reader = stub->WatchDetections(&ctx, v1::WatchRequest());
   v1::DetectionFrame f;
@@ -203,6 +228,7 @@ constexpr char kFusionUsage[] =
        qv2x fusion load --checkpoint CKPT [--int8 ARTIFACT] [WHERE]
        qv2x fusion retire-codebook DIGEST [--force] [WHERE]
 WHERE: --address HOST:PORT | --endpoints FILE | --scene SCENE.yaml
+%s
 
 The fusion service's state (frames fused and dropped, connected agents, the codebooks it
 accepts and which agents send each, grid, rolling AP) and the precision of its ego half
@@ -217,13 +243,15 @@ it, unless --force).)";
 absl::Status RunFusion(Args& args) {
   if (args.positional().empty()) return absl::InvalidArgumentError("expected a subcommand");
   const std::string sub = args.positional()[0];
-  QV2X_ASSIGN_OR_RETURN(std::string address, FusionAddress(args, "address"));
+  QV2X_ASSIGN_OR_RETURN(Target target, FusionAddress(args, "address"));
   const bool json = args.Switch("json");
   const bool force = args.Switch("force");
-  const std::string checkpoint = args.GetOr("checkpoint", "");
-  const std::string int8 = args.GetOr("int8", "");
+  const std::string checkpoint = ModelPath(args.GetOr("checkpoint", ""));
+  const std::string int8 = ModelPath(args.GetOr("int8", ""));
+  const SecurityFiles security = SecurityFlags(args);
   QV2X_RETURN_IF_ERROR(args.Finish());
-  auto stub = v1::Fusion::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  QV2X_ASSIGN_OR_RETURN(auto channel, Dial(target.address, security, target.recorded));
+  auto stub = v1::Fusion::NewStub(channel);
   grpc::ClientContext ctx;
   // A load reads and checks a checkpoint (and an INT8 artifact) on a busy machine.
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
@@ -286,11 +314,11 @@ absl::Status RunFusion(Args& args) {
 }
 
 const Registration kFusion({"fusion", "status, ego-half precision and model roll-out of fusion",
-                            kFusionUsage, RunFusion});
+                            WithSecurity(kFusionUsage), RunFusion});
 const Registration kAgent({"agent", "status, precision switch and model load of a running agent",
-                           kAgentUsage, RunAgent});
-const Registration kWatch({"watch", "print the fusion service's live detections", kWatchUsage,
-                           RunWatch});
+                           WithSecurity(kAgentUsage), RunAgent});
+const Registration kWatch({"watch", "print the fusion service's live detections",
+                           WithSecurity(kWatchUsage), RunWatch});
 
 }  // namespace
 }  // namespace qv2x::cli

@@ -5,15 +5,18 @@
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "tools/qv2x/client/client_security.h"
 #include "tools/qv2x/command.h"
 
 namespace qv2x::cli {
 namespace {
 
-constexpr char kUsage[] = R"(usage: qv2x health HOST:PORT [--service NAME] [--timeout SECONDS]
+constexpr char kUsage[] =
+    R"(usage: qv2x health HOST:PORT [--service NAME] [--timeout SECONDS] [SECURITY]
 
 Asks a qv2x server (any gRPC server implementing grpc.health.v1) whether it is serving.
-Prints SERVING / NOT_SERVING / ... and exits 0 only for SERVING.)";
+Prints SERVING / NOT_SERVING / ... and exits 0 only for SERVING.
+%s)";
 
 absl::Status RunHealth(Args& args) {
   if (args.positional().size() != 1) return absl::InvalidArgumentError("expected one HOST:PORT");
@@ -21,9 +24,11 @@ absl::Status RunHealth(Args& args) {
   const std::string service = args.GetOr("service", "");
   auto timeout = args.DoubleOr("timeout", 3.0);
   if (!timeout.ok()) return timeout.status();
+  const SecurityFiles security = SecurityFlags(args);
   if (absl::Status st = args.Finish(); !st.ok()) return st;
-  auto stub = grpc::health::v1::Health::NewStub(
-      grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = Dial(addr, security);
+  if (!channel.ok()) return channel.status();
+  auto stub = grpc::health::v1::Health::NewStub(*channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() +
                    std::chrono::milliseconds(static_cast<int64_t>(*timeout * 1000)));
@@ -42,8 +47,8 @@ absl::Status RunHealth(Args& args) {
   return absl::OkStatus();
 }
 
-const Registration kHealth({"health", "exit 0 when a server is SERVING (health probe)", kUsage,
-                            RunHealth});
+const Registration kHealth({"health", "exit 0 when a server is SERVING (health probe)",
+                            WithSecurity(kUsage), RunHealth});
 
 }  // namespace
 }  // namespace qv2x::cli

@@ -8,6 +8,7 @@
 #include "grpcpp/grpcpp.h"
 #include "qv2x/v1/quantizer.grpc.pb.h"
 #include "services/status_convert.h"
+#include "tools/qv2x/client/client_security.h"
 #include "tools/qv2x/client/progress_bar.h"
 #include "tools/qv2x/command.h"
 
@@ -19,7 +20,7 @@ constexpr char kUsage[] =
                      [--n-bits-w 8] [--n-bits-a 8] [--num-cali-batches 16] [--iters-w 5000]
                      [--scale-method mse|minmax] [--no-reconstruction] [--qdrop]
                      [--calibration SOURCE] [--eval SOURCE] [--eval-frames 60]
-                     [--report REPORT.json] [--json FILE] [--quantizer HOST:PORT]
+                     [--report REPORT.json] [--json FILE] [--quantizer HOST:PORT] [SECURITY]
 
 Quantizes a stage-3 checkpoint to an INT8 artifact (SPEC §7: BN folding, calibration,
 per-channel weights, AdaRound/BRECQ block reconstruction) on a qv2x-quantizer service,
@@ -31,7 +32,8 @@ INT8, measured in the same run.
   for calibration, test_dir for the report).
   --report FILE   the quantizer also writes the report there (artifacts folder)
   --json FILE     this client writes the report here
-  --quantizer     address (default 127.0.0.1:50060))";
+  --quantizer     address (default 127.0.0.1:50060)
+%s)";
 
 absl::Status RunQuantize(Args& args) {
   v1::QuantizeRequest req;
@@ -66,9 +68,11 @@ absl::Status RunQuantize(Args& args) {
   req.set_report_path(args.GetOr("report", ""));
   const std::string json_path = args.GetOr("json", "");
   const std::string addr = args.GetOr("quantizer", "127.0.0.1:50060");
+  const SecurityFiles security = SecurityFlags(args);
   QV2X_RETURN_IF_ERROR(args.Finish());
 
-  auto stub = v1::Quantizer::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+  QV2X_ASSIGN_OR_RETURN(auto channel, Dial(addr, security));
+  auto stub = v1::Quantizer::NewStub(channel);
   grpc::ClientContext ctx;
   auto reader = stub->Quantize(&ctx, req);
   ProgressBar bar;
@@ -124,7 +128,7 @@ absl::Status RunQuantize(Args& args) {
 }
 
 const Registration kQuantize({"quantize", "post-training quantization on qv2x-quantizer (RPC)",
-                              kUsage, RunQuantize});
+                              WithSecurity(kUsage), RunQuantize});
 
 }  // namespace
 }  // namespace qv2x::cli

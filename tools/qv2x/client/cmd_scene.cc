@@ -22,6 +22,7 @@ constexpr char kUpUsage[] =
                      [--codec bitpack|zstd] [--pace realtime|lockstep] [--precision fp32|int8]
                      [--checkpoint CKPT] [--agents N] [--run-dir DIR] [--ephemeral-ports]
                      [--with-training] [--artifacts DIR]
+                     [--tls-dir DIR [--mtls]] [--token-file FILE]
 
 Starts the scene's services on 127.0.0.1 as child processes (fusion, one agent per scene
 agent, and the trainer / quantizer when the scene's `cluster:` section enables them) with
@@ -38,7 +39,17 @@ Ctrl-C / SIGTERM, then stops them all gracefully.
   --run-dir DIR      logs, port files and endpoints.json (default .qv2x-run/<scene name>)
   --ephemeral-ports  let the OS pick every port (see endpoints.json)
   --with-training    also start the trainer and the quantizer (whatever the scene says)
-  --artifacts DIR    their artifacts folder (checkpoints, INT8 artifacts))";
+  --artifacts DIR    their artifacts folder (checkpoints, INT8 artifacts); agents load
+                     models (qv2x agent load) only from there
+  --tls-dir DIR      TLS for every service with the certificates in DIR, as
+                     deploy/tls/make-certs.sh writes them (ca.crt, fusion.crt, agent-<id>.crt,
+                     trainer.crt, quantizer.crt, client.crt and their .key files)
+  --mtls             mutual TLS: every server requires a client certificate signed by
+                     DIR/ca.crt, and fusion checks each agent's id against its certificate
+  --token-file FILE  control RPCs (set precision, load, train, quantize, cancel) need the
+                     bearer token in FILE
+  The last three override the scene's `cluster.security` block; endpoints.json records the
+  client files, so `qv2x agent ...`, `qv2x fusion ...`, `qv2x watch` find them.)";
 
 constexpr char kBenchUsage[] =
     R"(usage: qv2x scene bench --config SCENE.yaml [--agents 1,2,4,8] [--codecs bitpack,zstd]
@@ -55,6 +66,9 @@ absl::Status ReadLaunchOverrides(Args& args, LaunchOptions* o) {
   if (auto v = args.Get("precision")) o->precision = *v;
   if (auto v = args.Get("checkpoint")) o->checkpoint = *v;
   if (auto v = args.Get("artifacts")) o->artifacts = *v;
+  if (auto v = args.Get("tls-dir")) o->tls_dir = *v;
+  if (auto v = args.Get("token-file")) o->auth_token_file = *v;
+  if (args.Switch("mtls")) o->mutual_tls = true;
   o->with_training = args.Switch("with-training");
   return absl::OkStatus();
 }

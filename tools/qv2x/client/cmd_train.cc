@@ -10,6 +10,7 @@
 #include "nlohmann/json.hpp"
 #include "qv2x/v1/trainer.grpc.pb.h"
 #include "services/status_convert.h"
+#include "tools/qv2x/client/client_security.h"
 #include "tools/qv2x/client/progress_bar.h"
 #include "tools/qv2x/command.h"
 
@@ -19,7 +20,7 @@ namespace {
 constexpr char kUsage[] =
     R"(usage: qv2x train --stage {1|2|3} --config FILE [--from CKPT] [--out DIR]
                   [--trainer HOST:PORT] [--set key.path=value ...] [--resume]
-                  [--json FILE]
+                  [--json FILE] [SECURITY]
 
 Runs one QuantV2X training stage on a qv2x-trainer service and follows its progress.
   --stage N         1: full precision, 2: codebook only, 3: end to end
@@ -34,6 +35,7 @@ Runs one QuantV2X training stage on a qv2x-trainer service and follows its progr
   --resume          continue from the output folder's last checkpoint
   --json FILE       write the outcome here: job, steps, final losses, lr, elapsed
                     seconds, last validation AP, checkpoint
+%s
 Exits non-zero with the trainer's reason when the stage fails.)";
 
 std::string LossSummary(const v1::TrainProgress& p) {
@@ -56,11 +58,13 @@ absl::Status RunTrain(Args& args) {
   for (const auto& s : args.All("set")) req.add_overrides(s);
   const std::string addr = args.GetOr("trainer", "127.0.0.1:50070");
   const std::string json_path = args.GetOr("json", "");
+  const SecurityFiles security = SecurityFlags(args);
   if (absl::Status st = args.Finish(); !st.ok()) return st;
   if (*stage < 1 || *stage > 3) return absl::InvalidArgumentError("--stage must be 1, 2 or 3");
 
-  auto channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
-  auto stub = v1::Trainer::NewStub(channel);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = Dial(addr, security);
+  if (!channel.ok()) return channel.status();
+  auto stub = v1::Trainer::NewStub(*channel);
   grpc::ClientContext ctx;
   auto reader = stub->RunStage(&ctx, req);
   ProgressBar bar;
@@ -114,8 +118,8 @@ absl::Status RunTrain(Args& args) {
   return WriteFileAtomic(json_path, out.dump(2) + "\n");
 }
 
-const Registration kTrain({"train", "run a training stage on qv2x-trainer (RPC)", kUsage,
-                           RunTrain});
+const Registration kTrain({"train", "run a training stage on qv2x-trainer (RPC)",
+                           WithSecurity(kUsage), RunTrain});
 
 }  // namespace
 }  // namespace qv2x::cli

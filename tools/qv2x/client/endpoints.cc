@@ -25,11 +25,41 @@ Endpoint FromJson(const nlohmann::json& j) {
   return e;
 }
 
+nlohmann::json ToJson(const SecurityFiles& s) {
+  return {{"tls_ca", s.ca}, {"tls_cert", s.cert}, {"tls_key", s.key}, {"token_file", s.token_file}};
+}
+
+SecurityFiles SecurityFromJson(const nlohmann::json& j) {
+  SecurityFiles s;
+  s.ca = j.at("tls_ca").get<std::string>();
+  s.cert = j.at("tls_cert").get<std::string>();
+  s.key = j.at("tls_key").get<std::string>();
+  s.token_file = j.at("token_file").get<std::string>();
+  return s;
+}
+
 }  // namespace
 
 std::string Endpoint::grpc() const { return absl::StrCat(host, ":", grpc_port); }
 std::string Endpoint::metrics() const {
   return absl::StrCat("http://", host, ":", metrics_port, "/metrics");
+}
+
+SecurityFiles ClientSecurityFiles(const sim::ClusterSecurity& security) {
+  auto absolute = [](const std::string& p) {
+    return p.empty() ? p : std::filesystem::absolute(p).lexically_normal().string();
+  };
+  SecurityFiles f;
+  const std::string dir = absolute(security.tls_dir);
+  if (!dir.empty()) {
+    f.ca = dir + "/ca.crt";
+    if (security.mutual_tls) {
+      f.cert = dir + "/client.crt";
+      f.key = dir + "/client.key";
+    }
+  }
+  f.token_file = absolute(security.auth_token_file);
+  return f;
 }
 
 std::string DefaultRunDir(const std::string& scene_name) {
@@ -40,6 +70,7 @@ absl::Status WriteEndpoints(const std::string& path, const Endpoints& e) {
   nlohmann::json j;
   j["scene"] = e.scene;
   j["fusion"] = ToJson(e.fusion);
+  if (!e.security.empty()) j["security"] = ToJson(e.security);
   for (const auto& [id, a] : e.agents) j["agents"][std::to_string(id)] = ToJson(a);
   for (const auto& [name, s] : e.others) j["services"][name] = ToJson(s);
   return WriteFileAtomic(path, j.dump(2) + "\n");
@@ -53,6 +84,7 @@ absl::StatusOr<Endpoints> ReadEndpoints(const std::string& path) {
     e.scene = j.at("scene").get<std::string>();
     e.fusion = FromJson(j.at("fusion"));
     for (const auto& [id, a] : j.at("agents").items()) e.agents[std::stoi(id)] = FromJson(a);
+    if (j.contains("security")) e.security = SecurityFromJson(j.at("security"));
     if (j.contains("services")) {
       for (const auto& [name, s] : j.at("services").items()) e.others[name] = FromJson(s);
     }
@@ -71,6 +103,7 @@ absl::StatusOr<Endpoints> EndpointsFromScene(const std::string& scene_path) {
   }
   Endpoints e;
   e.scene = scene.name;
+  e.security = ClientSecurityFiles(c.security);
   e.fusion.grpc_port = c.fusion.grpc_port;
   e.fusion.metrics_port = c.fusion.metrics_port;
   for (size_t k = 0; k < scene.agents.size(); ++k) {

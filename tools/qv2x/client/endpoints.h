@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/sim/cluster_config.h"
 
 namespace qv2x::cli {
 
@@ -19,12 +20,24 @@ struct Endpoint {
   std::string metrics() const;  // http://host:port/metrics
 };
 
+// PEM files and the token file a client of the scene's services uses (absolute paths);
+// all empty: plaintext, no token.
+struct SecurityFiles {
+  std::string ca, cert, key, token_file;
+  bool empty() const { return ca.empty() && cert.empty() && key.empty() && token_file.empty(); }
+};
+
 struct Endpoints {
   std::string scene;
+  SecurityFiles security;
   Endpoint fusion;
   std::map<int, Endpoint> agents;          // by agent id
   std::map<std::string, Endpoint> others;  // trainer, quantizer
 };
+
+// What a client of a scene with `security` uses (deploy/tls/make-certs.sh file names:
+// ca.crt, and client.crt / client.key under mutual TLS), as absolute paths.
+SecurityFiles ClientSecurityFiles(const sim::ClusterSecurity& security);
 
 absl::Status WriteEndpoints(const std::string& path, const Endpoints& e);
 absl::StatusOr<Endpoints> ReadEndpoints(const std::string& path);

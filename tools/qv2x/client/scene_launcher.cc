@@ -22,6 +22,9 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "qv2x/v1/features.grpc.pb.h"
+#include "services/agent_identity.h"
+#include "services/tls_credentials.h"
+#include "tools/qv2x/client/client_security.h"
 #include "tools/qv2x/client/scene_summary.h"
 
 namespace qv2x::cli {
@@ -49,9 +52,8 @@ absl::StatusOr<std::pair<int, int>> ReadPortFile(const std::string& path) {
   return std::make_pair(g, m);
 }
 
-bool Serving(const std::string& addr) {
-  auto stub = grpc::health::v1::Health::NewStub(
-      grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+bool Serving(const std::shared_ptr<grpc::Channel>& channel) {
+  auto stub = grpc::health::v1::Health::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
   grpc::health::v1::HealthCheckRequest req;
@@ -62,6 +64,15 @@ bool Serving(const std::string& addr) {
 
 void Say(bool verbose, const std::string& line) {
   if (verbose) std::fprintf(stderr, "scene: %s\n", line.c_str());
+}
+
+std::string Absolute(const std::string& path) {
+  return path.empty() ? path : std::filesystem::absolute(path).lexically_normal().string();
+}
+
+// The files of `name` (e.g. "fusion", "agent-1", "client") in a make-certs.sh folder.
+std::string CertFile(const std::string& dir, const std::string& name, const char* ext) {
+  return absl::StrCat(dir, "/", name, ext);
 }
 
 }  // namespace
@@ -92,6 +103,20 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
   if (c.precision == "int8" && c.int8_artifact.empty()) {
     return absl::FailedPreconditionError("precision int8 needs an INT8 artifact");
   }
+  if (options.tls_dir) c.security.tls_dir = *options.tls_dir;
+  if (options.mutual_tls) c.security.mutual_tls = *options.mutual_tls;
+  if (options.auth_token_file) c.security.auth_token_file = *options.auth_token_file;
+  if (c.security.mutual_tls && c.security.tls_dir.empty()) {
+    return absl::InvalidArgumentError("mutual TLS needs a TLS folder (security.tls_dir)");
+  }
+  // Absolute, so that the services and endpoints.json work from any folder.
+  const SecurityFiles& client = l->endpoints_.security = ClientSecurityFiles(c.security);
+  c.security.tls_dir = Absolute(c.security.tls_dir);
+  c.security.auth_token_file = client.token_file;
+  // The launcher's own files, checked before any service starts.
+  QV2X_RETURN_IF_ERROR(
+      services::ClientSecurity::Load({client.cert, client.key, client.ca}, client.token_file)
+          .status());
   const int n =
       options.num_agents > 0 ? options.num_agents : static_cast<int>(l->scene_.agents.size());
   if (n > static_cast<int>(l->scene_.agents.size())) {
@@ -131,6 +156,7 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
                  "--agents=" + absl::StrJoin(l->agent_ids_, ","),
                  absl::StrCat("--max_cav=", options.max_cav),
                  "--port_file=" + fusion.port_file};
+  for (std::string& a : l->SecurityArgs("fusion")) fusion.argv.push_back(std::move(a));
   l->children_.push_back(std::move(fusion));
   QV2X_RETURN_IF_ERROR(l->Spawn(l->children_[0]));
   QV2X_RETURN_IF_ERROR(l->WaitServing(l->children_[0], &l->endpoints_.fusion));
@@ -162,7 +188,14 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
               "--pace=" + c.pace,
               absl::StrCat("--epoch_ms=", epoch_ms),
               absl::StrCat("--threads=", c.agent_threads),
+              "--artifacts=" + c.trainer.artifacts,
               "--port_file=" + a.port_file};
+    for (std::string& f : l->SecurityArgs(services::AgentCertificateName(id))) {
+      a.argv.push_back(std::move(f));
+    }
+    if (!c.security.tls_dir.empty()) {
+      a.argv.push_back("--fusion_tls_ca=" + CertFile(c.security.tls_dir, "ca", ".crt"));
+    }
     l->children_.push_back(std::move(a));
     QV2X_RETURN_IF_ERROR(l->Spawn(l->children_.back()));
   }
@@ -177,6 +210,7 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
               "--listen=" + Addr(port(svc.ports.grpc_port)),
               "--metrics=" + Addr(port(svc.ports.metrics_port)), "--artifacts=" + svc.artifacts,
               "--port_file=" + s.port_file};
+    for (std::string& f : l->SecurityArgs(name)) s.argv.push_back(std::move(f));
     if (!std::filesystem::exists(s.argv[0])) {
       return absl::FailedPreconditionError(
           absl::StrCat("the scene enables the ", name, " but ", s.argv[0], " is not built"));
@@ -205,6 +239,23 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
 }
 
 SceneLauncher::~SceneLauncher() { Down(); }
+
+std::vector<std::string> SceneLauncher::SecurityArgs(const std::string& cert_name) const {
+  const sim::ClusterSecurity& s = cluster_.security;
+  std::vector<std::string> args;
+  if (!s.tls_dir.empty()) {
+    args.push_back("--tls_cert=" + CertFile(s.tls_dir, cert_name, ".crt"));
+    args.push_back("--tls_key=" + CertFile(s.tls_dir, cert_name, ".key"));
+    if (s.mutual_tls) args.push_back("--tls_ca=" + CertFile(s.tls_dir, "ca", ".crt"));
+  }
+  if (!s.auth_token_file.empty()) args.push_back("--auth_token_file=" + s.auth_token_file);
+  return args;
+}
+
+std::shared_ptr<grpc::Channel> SceneLauncher::Channel(const std::string& address) const {
+  // The files were checked in Up().
+  return *Dial(address, endpoints_.security);
+}
 
 absl::Status SceneLauncher::Spawn(Child& c) {
   std::filesystem::remove(c.port_file);
@@ -260,7 +311,7 @@ absl::Status SceneLauncher::WaitServing(Child& c, Endpoint* where) {
     if (auto ports = ReadPortFile(c.port_file); ports.ok()) {
       where->grpc_port = ports->first;
       where->metrics_port = ports->second;
-      if (Serving(where->grpc())) return absl::OkStatus();
+      if (Serving(Channel(where->grpc()))) return absl::OkStatus();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
@@ -300,8 +351,7 @@ absl::StatusOr<nlohmann::json> SceneLauncher::Run(int64_t frames, bool print_fra
   SceneSummary summary;
   std::mutex mu;
   std::atomic<bool> done{false}, stopping{false};
-  auto channel = grpc::CreateChannel(endpoints_.fusion.grpc(), grpc::InsecureChannelCredentials());
-  auto stub = v1::Fusion::NewStub(channel);
+  auto stub = v1::Fusion::NewStub(Channel(endpoints_.fusion.grpc()));
   std::mutex ctx_mu;
   grpc::ClientContext* live_ctx = nullptr;
   const auto t0 = Clock::now();

@@ -3,7 +3,9 @@
 // until every one reports SERVING, supervises them (a crashed service is restarted on its
 // ports, up to a limit) and stops them all gracefully: SIGTERM, a grace period, then
 // SIGKILL. Children also get SIGTERM from the kernel if the launcher itself dies, so no
-// service outlives it.
+// service outlives it. With the scene's `cluster.security` block every service runs TLS
+// (mutual TLS, the control token) with the certificates of its folder, and endpoints.json
+// records the client files so that later `qv2x` commands use them.
 #ifndef QV2X_TOOLS_QV2X_CLIENT_SCENE_LAUNCHER_H_
 #define QV2X_TOOLS_QV2X_CLIENT_SCENE_LAUNCHER_H_
 
@@ -17,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "core/sim/cluster_config.h"
 #include "core/sim/scene_config.h"
+#include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
 #include "tools/qv2x/client/endpoints.h"
 
@@ -29,8 +32,11 @@ struct LaunchOptions {
   std::optional<std::string> codec, pace, precision, checkpoint;
   bool with_training = false;            // also start the trainer and the quantizer
   std::optional<std::string> artifacts;  // their artifacts folder (default: the scene's)
-  int num_agents = 0;                    // the first N scene agents (the ego first); 0: all
-  int max_cav = 0;                       // agents fused per frame; 0: the model config's
+  // Override the scene's `cluster.security` block (TLS folder, mutual TLS, token file).
+  std::optional<std::string> tls_dir, auth_token_file;
+  std::optional<bool> mutual_tls;
+  int num_agents = 0;  // the first N scene agents (the ego first); 0: all
+  int max_cav = 0;     // agents fused per frame; 0: the model config's
   double startup_timeout_s = 300;
   bool verbose = true;
 };
@@ -60,6 +66,8 @@ class SceneLauncher {
     bool running = false;
   };
   SceneLauncher() = default;
+  // The --tls_* / --auth_token_file flags of the service whose certificate is `cert_name`.
+  std::vector<std::string> SecurityArgs(const std::string& cert_name) const;
   absl::Status Spawn(Child& c);
   absl::Status WaitServing(Child& c, Endpoint* where);
   void Reap(bool restart);
@@ -70,7 +78,8 @@ class SceneLauncher {
   std::string run_dir_, bin_dir_;
   std::vector<int> agent_ids_;
   std::vector<Child> children_;  // fusion first
-  Endpoints endpoints_;
+  Endpoints endpoints_;          // with the security the launcher's own clients use
+  std::shared_ptr<grpc::Channel> Channel(const std::string& address) const;
   bool down_ = false;
 };
 
