@@ -6,6 +6,10 @@ that the ports in the compose commands, health checks, published ports, Promethe
 targets, Kubernetes args, probes and annotations agree, that the agents are exactly the
 scene's (agent k in scene order on 50090+k / 9490+k), that the dashboard only uses
 recording rules that exist, and that every path a service is given exists in the repo.
+For deploy/docker-compose.tls.yml: every qv2x service takes its TLS flags from the
+environment (--tryfromenv), and the override gives each its own certificate (an agent
+the agent-<id> one that fusion checks its id against), the CA, the token, and the health
+probe a client certificate.
 For deploy/k8s it checks the references the object schemas (deploy_k8s_schema) cannot:
 Service and ServiceMonitor selectors, probe and Service ports, claim names, the artifacts
 mounts, the GPU placement of the trainer and quantizer, and flags equal to compose's.
@@ -122,6 +126,34 @@ for name, svc in services.items():
     check_paths(where, fl)
     metrics_targets[name] = f"{name}:{m}"
 check(sorted(seen_agents) == sorted(scene_ids), f"compose agents {seen_agents} != scene {scene_ids}")
+
+# ------------------------------------------------------------------- compose TLS
+TLS_FLAGS = ["tls_cert", "tls_key", "tls_ca", "auth_token_file"]
+TLS_DIR = "/etc/qv2x/tls"
+tls = load("deploy/docker-compose.tls.yml")["services"]
+for name, svc in services.items():
+    cmd = svc.get("command")
+    if not cmd or not str(cmd[0]).startswith("qv2x-"):
+        continue
+    where = f"compose TLS {name}"
+    fl = flags(cmd)
+    agent = cmd[0] == "qv2x-agent"
+    want_flags = TLS_FLAGS + (["fusion_tls_ca"] if agent else [])
+    check(fl.get("tryfromenv", "").split(",") == want_flags,
+          f"{where}: --tryfromenv={fl.get('tryfromenv')} != {','.join(want_flags)}")
+    over = tls.get(name, {})
+    check(any(str(v).endswith(f":{TLS_DIR}:ro") for v in over.get("volumes", [])),
+          f"{where}: certificates not mounted read-only at {TLS_DIR}")
+    cert = f"agent-{fl.get('agent_id')}" if agent else cmd[0][len("qv2x-"):]
+    env = over.get("environment", {})
+    want_env = {"FLAGS_tls_cert": f"{TLS_DIR}/{cert}.crt", "FLAGS_tls_key": f"{TLS_DIR}/{cert}.key",
+                "FLAGS_tls_ca": f"{TLS_DIR}/ca.crt", "FLAGS_auth_token_file": f"{TLS_DIR}/token",
+                "QV2X_TLS_CA": f"{TLS_DIR}/ca.crt", "QV2X_TLS_CERT": f"{TLS_DIR}/client.crt",
+                "QV2X_TLS_KEY": f"{TLS_DIR}/client.key"}
+    if agent:
+        want_env["FLAGS_fusion_tls_ca"] = f"{TLS_DIR}/ca.crt"
+    check({k: env.get(k) for k in want_env} == want_env, f"{where}: environment {env}")
+check(set(tls) <= set(services), f"compose TLS: unknown services {set(tls) - set(services)}")
 
 # ------------------------------------------------------------------------ prometheus
 for cfg, local in (("deploy/prometheus/prometheus.yml", False),
@@ -303,8 +335,10 @@ for name, d in deployments.items():
     art = vols.get(mounts[0]["name"], {}) if mounts else {}
     check(art.get("persistentVolumeClaim", {}).get("claimName") == "qv2x-artifacts",
           f"{where}: qv2x-artifacts not mounted at {ARTIFACTS}")
-    writer = "artifacts" in fl
-    if writer:
+    # Agents get --artifacts too: the only folder their LoadModel reads from.
+    writer = binary in ("qv2x-trainer", "qv2x-quantizer")
+    check(writer <= ("artifacts" in fl), f"{where}: no --artifacts")
+    if "artifacts" in fl:
         check(fl["artifacts"] == ARTIFACTS, f"{where}: --artifacts={fl['artifacts']}")
     if mounts:
         check(bool(mounts[0].get("readOnly")) != writer, f"{where}: artifacts readOnly should be "

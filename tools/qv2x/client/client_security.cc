@@ -1,5 +1,7 @@
 #include "tools/qv2x/client/client_security.h"
 
+#include <cstdlib>
+
 #include "absl/strings/str_replace.h"
 #include "services/tls_credentials.h"
 
@@ -10,11 +12,15 @@ std::string WithSecurity(const char* usage) {
 }
 
 SecurityFiles SecurityFlags(Args& args) {
+  auto get = [&](const char* flag, const char* env) {
+    const char* e = std::getenv(env);
+    return args.GetOr(flag, e == nullptr ? "" : e);
+  };
   SecurityFiles f;
-  f.ca = args.GetOr("tls-ca", "");
-  f.cert = args.GetOr("tls-cert", "");
-  f.key = args.GetOr("tls-key", "");
-  f.token_file = args.GetOr("token-file", "");
+  f.ca = get("tls-ca", "QV2X_TLS_CA");
+  f.cert = get("tls-cert", "QV2X_TLS_CERT");
+  f.key = get("tls-key", "QV2X_TLS_KEY");
+  f.token_file = get("token-file", "QV2X_TOKEN_FILE");
   return f;
 }
 

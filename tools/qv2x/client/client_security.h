@@ -1,5 +1,6 @@
 // The transport security of the `qv2x` client commands: --tls-ca / --tls-cert / --tls-key
-// / --token-file, or else what `qv2x scene up` recorded in endpoints.json for its scene.
+// / --token-file, or the QV2X_* environment variables of the same meaning (a container's
+// health probe), or else what `qv2x scene up` recorded in endpoints.json for its scene.
 #ifndef QV2X_TOOLS_QV2X_CLIENT_CLIENT_SECURITY_H_
 #define QV2X_TOOLS_QV2X_CLIENT_CLIENT_SECURITY_H_
 
@@ -18,12 +19,13 @@ inline constexpr char kSecurityUsage[] =
     R"(SECURITY: --tls-ca CA.pem (TLS; the server's certificate must name the host dialled)
           --tls-cert CERT.pem --tls-key KEY.pem (client certificate, for mutual TLS)
           --token-file FILE (bearer token of control RPCs)
-          Each defaults to what `qv2x scene up` recorded in the scene's endpoints.json.)";
+          Each defaults to $QV2X_TLS_CA, $QV2X_TLS_CERT, $QV2X_TLS_KEY, $QV2X_TOKEN_FILE,
+          else to what `qv2x scene up` recorded in the scene's endpoints.json.)";
 
 // `usage` with its "%s" replaced by kSecurityUsage.
 std::string WithSecurity(const char* usage);
 
-// Reads the flags above (before args.Finish()).
+// Reads the flags above, or their environment variables (before args.Finish()).
 SecurityFiles SecurityFlags(Args& args);
 
 // A channel to `address` with each file from `flags` where given, else from `recorded`.
