@@ -29,6 +29,12 @@ elseif(NOT QV2X_SANITIZE STREQUAL "")
   message(FATAL_ERROR "QV2X_SANITIZE must be address,undefined, thread or empty, not \"${QV2X_SANITIZE}\"")
 endif()
 
+if(QV2X_FUZZ)
+  # libFuzzer's coverage in every object, not only in the libraries the fuzzers reach: a
+  # precompiled header and its users must agree on it, and the LibTorch modules share
+  # theirs with the tests.
+  list(APPEND _qv2x_san_flags -fsanitize=fuzzer-no-link)
+endif()
 if(_qv2x_san_flags)
   # Frame pointers keep the sanitizers' stack traces complete and cheap.
   add_compile_options(${_qv2x_san_flags} -fno-omit-frame-pointer)

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "core/common/file_util.h"
 #include "core/common/zip_archive.h"
+#include "core/model/checkpoint_pickle.h"
 #include "core/model/codebook.h"
 #include "core/model/torch_status.h"
 #include "yaml-cpp/yaml.h"
@@ -115,9 +116,16 @@ absl::StatusOr<std::string> SerializeCheckpoint(const torch::nn::Module& module,
 absl::Status VerifyArchive(const std::string& bytes, const std::string& what) {
   ZipDamage damage;
   const absl::Status st = VerifyZipArchive(bytes, &damage);
-  if (st.ok() || damage.record.empty()) {
-    return st.ok() ? st : absl::Status(st.code(), absl::StrCat(what, ": ", st.message()));
+  const auto prefixed = [&](const absl::Status& e) {
+    return absl::Status(e.code(), absl::StrCat(what, ": ", e.message()));
+  };
+  if (!st.ok() && damage.record.empty()) return prefixed(st);
+  // LibTorch's unpickler trusts the lengths in the pickle: nothing reaches it unchecked, a
+  // damaged archive (whose pickle may be the damaged record) included.
+  if (absl::Status pickle = CheckArchivePickle(bytes); !pickle.ok()) {
+    return prefixed(st.ok() ? pickle : st);
   }
+  if (st.ok()) return st;
   // Each tensor's storage is one record: the stored bytes name the tensor(s) that hold them.
   std::vector<std::string> names;
   try {
@@ -135,7 +143,7 @@ absl::Status VerifyArchive(const std::string& bytes, const std::string& what) {
   } catch (const std::exception&) {  // the damage reaches the pickle itself
   }
   const std::string tensor = names.empty() ? "" : absl::StrCat("tensor ", NameList(names), ": ");
-  return absl::Status(st.code(), absl::StrCat(what, ": ", tensor, st.message()));
+  return prefixed(absl::Status(st.code(), absl::StrCat(tensor, st.message())));
 }
 
 std::string ConfigNameOf(const std::string& config_yaml) {
