@@ -46,7 +46,7 @@ ASAN_DIR ?= build-asan
 TSAN_DIR ?= build-tsan
 FUZZ_SECONDS ?= 30
 FUZZ_RUNS ?= 1000000
-TSAN_TESTS ?= fusion_frame_assembler_test|cluster_rpc_test|agent_
+TSAN_TESTS ?= ^(fusion_frame_assembler_test|cluster_rpc_test)$$
 TSAN_TARGETS ?= fusion_frame_assembler_test cluster_rpc_test
 SAN_CMAKE = cmake -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
 	-DQV2X_BUILD_BENCH=OFF "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -gline-tables-only -DNDEBUG"
@@ -65,12 +65,12 @@ $(TSAN_DIR)/build.ninja:
 
 test-sanitize: sanitize-deps $(ASAN_DIR)/build.ninja
 	$(SAN_NICE) cmake --build $(ASAN_DIR) -j $(JOBS)
-	. sanitizers/options.sh address,undefined && cd $(ASAN_DIR) && \
+	QV2X_SANITIZER=address,undefined . sanitizers/options.sh && cd $(ASAN_DIR) && \
 	  ctest $(CTEST_FLAGS) -j $(JOBS) -LE 'gpu|slow'
 
 test-tsan: sanitize-deps $(TSAN_DIR)/build.ninja
 	$(SAN_NICE) cmake --build $(TSAN_DIR) -j $(JOBS) --target $(TSAN_TARGETS)
-	. sanitizers/options.sh thread && cd $(TSAN_DIR) && \
+	QV2X_SANITIZER=thread . sanitizers/options.sh && cd $(TSAN_DIR) && \
 	  ctest $(CTEST_FLAGS) -j $(JOBS) -R '$(TSAN_TESTS)'
 
 fuzz-long: sanitize-deps $(ASAN_DIR)/build.ninja

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer target for a bounded time or number of executions and prints one
 # summary line of its figures. Usage:
-#   run_fuzzer.sh FUZZER WORKDIR LIMIT CORPUS_DIR...
+#   run_fuzzer.sh FUZZER WORKDIR LIMIT [-LIBFUZZER_FLAG...] CORPUS_DIR...
 # LIMIT is seconds ("30") or executions ("1000000x"). New inputs go to WORKDIR/corpus,
 # crashes to WORKDIR/crashes/, the log to WORKDIR/fuzz.log; CORPUS_DIRs (seeds,
 # regressions) are only read and skipped when absent. Exit status: libFuzzer's (0: no crash).
@@ -10,13 +10,15 @@ fuzzer=$1 work=$2 limit=$3
 shift 3
 here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=../sanitizers/options.sh
-. "$here/sanitizers/options.sh" address,undefined
+QV2X_SANITIZER=address,undefined . "$here/sanitizers/options.sh"
 
 # crashes/ holds this run's findings only: copy one into fuzz/regressions/<target>/ to keep it.
 rm -rf "$work/crashes"
 mkdir -p "$work/corpus" "$work/crashes"
-dirs=()
-for d in "$@"; do [[ -d $d ]] && dirs+=("$d"); done
+flags=() dirs=()
+for a in "$@"; do
+  if [[ $a == -* ]]; then flags+=("$a"); elif [[ -d $a ]]; then dirs+=("$a"); fi
+done
 if [[ $limit == *x ]]; then
   bound=(-runs="${limit%x}")
 else
@@ -24,7 +26,7 @@ else
 fi
 # -timeout: an input that takes 25 s is a hang; -rss_limit_mb: one that needs 2 GiB is a
 # bomb. One worker: CI machines have two cores and run two tests at once.
-"$fuzzer" "${bound[@]}" -timeout=25 -rss_limit_mb=2048 -print_final_stats=1 \
+"$fuzzer" "${bound[@]}" "${flags[@]}" -timeout=25 -rss_limit_mb=2048 -print_final_stats=1 \
   -artifact_prefix="$work/crashes/" "$work/corpus" "${dirs[@]}" >"$work/fuzz.log" 2>&1
 rc=$?
 

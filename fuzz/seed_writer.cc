@@ -5,8 +5,9 @@
 //   index_codec      the same index maps behind index_codec_fuzzer.cc's 12-byte header
 //   pcd, kitti_bin   sweeps of the tiny scene (every 64th point) as binary PCD / .bin rows
 //   opv2v_yaml       the agent YAMLs `qv2x sim --out` writes
-//   checkpoint       the tiny detector's checkpoint and a small one-layer checkpoint
-//   int8_artifact    W8 and W4 INT8 artifacts of the tiny detector (calibration only)
+//   checkpoint       checkpoints of the tiny detector, of its codebook and of one linear layer
+//   int8_artifact    W8 and W4 INT8 artifacts of the tiny detector (calibration only), and
+//                    the same cut to two layers
 // The stage and scene config targets take configs/ directly.
 // Usage: qv2x_fuzz_seed_writer OUT_DIR (run from the source root).
 #include <torch/torch.h>
@@ -14,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,7 @@
 #include "core/data/point_cloud_io.h"
 #include "core/detection/anchors.h"
 #include "core/model/checkpoint.h"
+#include "core/model/codebook.h"
 #include "core/model/runtime_model.h"
 #include "core/quant/int8_artifact.h"
 #include "core/quant/ptq_pipeline.h"
@@ -122,8 +125,8 @@ std::string BinRows(const PointCloud& cloud) {
 }
 
 // W`bits` calibration of `model` on the frames, exported as the quantizer service does.
-absl::StatusOr<std::string> Int8Seed(const RuntimeModel& model,
-                                     const std::vector<SceneFrame>& frames, int bits) {
+absl::StatusOr<quant::Int8Artifact> Int8Seed(const RuntimeModel& model,
+                                             const std::vector<SceneFrame>& frames, int bits) {
   QV2X_ASSIGN_OR_RETURN(AnchorGrid anchors, MakeAnchorGrid(model.cfg));
   SampleOptions so;
   so.mode = PillarMode::kTest;
@@ -140,8 +143,7 @@ absl::StatusOr<std::string> Int8Seed(const RuntimeModel& model,
   o.reconstruct = false;
   QV2X_ASSIGN_OR_RETURN(quant::PtqRun run, quant::RunPtq(model.cfg, StateDict(*model.detector),
                                                          collated, o, nullptr, nullptr));
-  return quant::SerializeInt8Artifact(
-      quant::ExportInt8Artifact(*run.net, model.cfg.source_yaml, o, {}));
+  return quant::ExportInt8Artifact(*run.net, model.cfg.source_yaml, o, {});
 }
 
 absl::Status Run(const fs::path& out) {
@@ -155,12 +157,20 @@ absl::Status Run(const fs::path& out) {
 
   // The seeded initial model (what an untrained scene runs) and its INT8 artifacts.
   QV2X_ASSIGN_OR_RETURN(RuntimeModel model, LoadRuntimeModel(kConfig, ""));
+  // Whole files reach the deep paths (the INT8 model, loading a detector); the small ones,
+  // written by the same writers, keep the long runs at thousands of executions a second.
   std::string int8_path;
   for (int bits : {8, 4}) {
-    QV2X_ASSIGN_OR_RETURN(std::string bytes, Int8Seed(model, frames, bits));
+    QV2X_ASSIGN_OR_RETURN(quant::Int8Artifact a, Int8Seed(model, frames, bits));
+    QV2X_ASSIGN_OR_RETURN(std::string bytes, quant::SerializeInt8Artifact(a));
     const std::string name = absl::StrCat("tiny_w", bits, ".int8");
     QV2X_RETURN_IF_ERROR(corpus.Write("int8_artifact", name, bytes));
     if (bits == 8) int8_path = (out / "int8_artifact" / name).string();
+    // Its first two layers, the activation quantizers and the metadata.
+    a.layers.erase(std::next(a.layers.begin(), 2), a.layers.end());
+    a.fp32.clear();
+    QV2X_ASSIGN_OR_RETURN(bytes, quant::SerializeInt8Artifact(a));
+    QV2X_RETURN_IF_ERROR(corpus.Write("int8_artifact", absl::StrCat("tiny_w", bits, "_2_layers.int8"), bytes));
   }
   CheckpointMeta meta;
   meta.model = model.cfg.model.core_method;
@@ -168,10 +178,16 @@ absl::Status Run(const fs::path& out) {
   meta.config_yaml = model.cfg.source_yaml;
   QV2X_ASSIGN_OR_RETURN(std::string ckpt, SerializeCheckpoint(*model.detector, meta));
   QV2X_RETURN_IF_ERROR(corpus.Write("checkpoint", "tiny_stage3.pth", ckpt));
+  for (const auto& item : model.detector->named_modules()) {
+    if (item.value()->as<CodebookImpl>() == nullptr) continue;
+    QV2X_ASSIGN_OR_RETURN(ckpt, SerializeCheckpoint(*item.value(), meta));
+    QV2X_RETURN_IF_ERROR(corpus.Write("checkpoint", "tiny_codebook.pth", ckpt));
+    break;
+  }
   torch::manual_seed(0);
   torch::nn::Linear small(3, 2);
-  QV2X_ASSIGN_OR_RETURN(std::string small_ckpt, SerializeCheckpoint(*small, CheckpointMeta{}));
-  QV2X_RETURN_IF_ERROR(corpus.Write("checkpoint", "linear_3x2.pth", small_ckpt));
+  QV2X_ASSIGN_OR_RETURN(ckpt, SerializeCheckpoint(*small, CheckpointMeta{}));
+  QV2X_RETURN_IF_ERROR(corpus.Write("checkpoint", "linear_3x2.pth", ckpt));
 
   QV2X_ASSIGN_OR_RETURN(std::shared_ptr<agent::AgentModel> encoder,
                         agent::AgentModel::Load(kConfig, "", int8_path));

@@ -1,10 +1,12 @@
 # Runtime options of the sanitizer builds, sourced before running their tests:
-#   . sanitizers/options.sh address,undefined   (build-asan: the suite and the fuzzers)
-#   . sanitizers/options.sh thread              (build-tsan)
+#   QV2X_SANITIZER=address,undefined . sanitizers/options.sh   (build-asan: suite, fuzzers)
+#   QV2X_SANITIZER=thread . sanitizers/options.sh              (build-tsan)
+# (a variable, not an argument: POSIX sh passes none to a sourced file).
 # Every suppression lives in a file next to this one, each line saying why. None may name
 # qv2x code: a report in qv2x code is fixed, not suppressed.
-_qv2x_san_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-case "${1:-}" in
+# POSIX sh (make's shell) has no BASH_SOURCE: it sources this from the repository root.
+_qv2x_san_dir=$(cd "$(dirname "${BASH_SOURCE:-sanitizers/options.sh}")" && pwd)
+case "${QV2X_SANITIZER:-}" in
   address,undefined)
     # abort_on_error=1: a report ends the process with SIGABRT, so that a parent test sees
     #   a crashed server, not a clean exit.
@@ -20,7 +22,7 @@ case "${1:-}" in
     export TSAN_OPTIONS="suppressions=$_qv2x_san_dir/tsan.supp:second_deadlock_stack=1:halt_on_error=1:abort_on_error=1:print_suppressions=0"
     ;;
   *)
-    echo "usage: . sanitizers/options.sh address,undefined|thread" >&2
+    echo "options.sh: set QV2X_SANITIZER to address,undefined or thread" >&2
     return 2 2>/dev/null || exit 2
     ;;
 esac
