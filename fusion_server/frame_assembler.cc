@@ -5,12 +5,13 @@
 namespace qv2x::fusion {
 
 FrameAssembler::FrameAssembler(AssemblerOptions options, Clock::time_point start)
-    : options_(std::move(options)), start_(start) {
+    : options_(std::move(options)), start_(start), last_close_time_(start) {
   for (int id : options_.expected_agents) agents_[id];
 }
 
 AddResult FrameAssembler::Add(ReceivedMessage message) {
   if (last_closed_ && message.frame_id <= *last_closed_) return AddResult::kLate;
+  if (auto h = Horizon(message.arrival); h && message.frame_id > *h) return AddResult::kOutOfWindow;
   AgentState& agent = agents_[message.agent_id];
   if (agent.link == Link::kNeverSeen) agent.link = Link::kConnected;
   Pending& p = pending_[message.frame_id];
@@ -21,6 +22,17 @@ AddResult FrameAssembler::Add(ReceivedMessage message) {
   agent.latest = std::max(agent.latest.value_or(0), message.frame_id);
   p.messages.push_back(std::move(message));
   return AddResult::kAccepted;
+}
+
+std::optional<uint64_t> FrameAssembler::Horizon(Clock::time_point now) const {
+  std::optional<uint64_t> anchor = last_closed_;
+  if (!anchor && !pending_.empty()) anchor = pending_.begin()->first;
+  if (!anchor) return std::nullopt;
+  const double elapsed_s = std::chrono::duration<double>(now - last_close_time_).count();
+  const double grown = std::max(0.0, elapsed_s * options_.rate_hz);
+  const uint64_t allowance =
+      options_.max_frames_ahead + static_cast<uint64_t>(std::min(grown, 1e15));
+  return *anchor > UINT64_MAX - allowance ? UINT64_MAX : *anchor + allowance;
 }
 
 void FrameAssembler::SetConnected(int agent_id, bool connected) {
@@ -50,6 +62,7 @@ bool FrameAssembler::Complete(uint64_t frame_id, const Pending& p, Clock::time_p
 }
 
 ClosedFrame FrameAssembler::Close(uint64_t frame_id, Pending p) {
+  const Clock::time_point first_arrival = p.first_arrival;
   ClosedFrame f;
   f.frame_id = frame_id;
   f.messages = std::move(p.messages);
@@ -63,10 +76,37 @@ ClosedFrame FrameAssembler::Close(uint64_t frame_id, Pending p) {
     if (!sent) f.missing.push_back(id);
   }
   last_closed_ = frame_id;
+  last_close_time_ = std::max(last_close_time_, first_arrival);
   return f;
 }
 
 std::vector<ClosedFrame> FrameAssembler::TakeDue(Clock::time_point now) {
+  std::vector<ClosedFrame> out;
+  // Before the first close the window's anchor is the lowest pending frame, so a frame that
+  // came first and far ahead is only found out of window once later-arriving, lower frames
+  // exist: it leaves alone, without closing anything.
+  if (!last_closed_) {
+    const std::optional<uint64_t> h = Horizon(now);
+    while (h && !pending_.empty() && std::prev(pending_.end())->first > *h) {
+      auto node = pending_.extract(std::prev(pending_.end()));
+      ClosedFrame f;
+      f.frame_id = node.key();
+      f.messages = std::move(node.mapped().messages);
+      f.out_of_window = true;
+      // Its senders' latest frames are what they still have pending: a dropped frame must not
+      // count as "sent a later one" and stop the scene from waiting for them.
+      for (const ReceivedMessage& m : f.messages) {
+        AgentState& a = agents_[m.agent_id];
+        a.latest.reset();
+        for (const auto& [id, p] : pending_) {
+          for (const ReceivedMessage& q : p.messages) {
+            if (q.agent_id == m.agent_id) a.latest = id;
+          }
+        }
+      }
+      out.push_back(std::move(f));
+    }
+  }
   // The newest frame that may close: complete, or past its deadline (and out of the
   // start-up grace while agents are still expected to appear).
   bool awaiting_start = false;
@@ -78,7 +118,6 @@ std::vector<ClosedFrame> FrameAssembler::TakeDue(Clock::time_point now) {
     const bool expired = !awaiting_start && now - p.first_arrival >= options_.deadline;
     if (expired || Complete(id, p, now)) close_through = id;
   }
-  std::vector<ClosedFrame> out;
   if (!close_through) return out;
   while (!pending_.empty() && pending_.begin()->first <= *close_through) {
     auto node = pending_.extract(pending_.begin());

@@ -3,7 +3,10 @@
 // connected agent has sent it or a later one; otherwise it waits for its deadline (from
 // its first message). An agent that never connected is waited for during a start-up
 // grace only, and a disconnected one not at all, so a dead agent never stalls the scene.
-// Frames close in id order; a message for a closed frame is late.
+// Frames close in id order; a message for a closed frame is late. A frame id far ahead of
+// the scene's is refused, so that one message cannot close every frame before it and make
+// every later message late: the window is `max_frames_ahead` beyond the last closed frame
+// (before the first, the lowest pending one), growing with the scene clock since then.
 #ifndef QV2X_FUSION_SERVER_FRAME_ASSEMBLER_H_
 #define QV2X_FUSION_SERVER_FRAME_ASSEMBLER_H_
 
@@ -38,6 +41,8 @@ struct AssemblerOptions {
   int ego_id = 0;
   Clock::duration deadline = std::chrono::milliseconds(300);
   Clock::duration startup_grace = std::chrono::seconds(30);
+  uint64_t max_frames_ahead = 100;
+  double rate_hz = 0;  // scene frames per second; 0: the window does not grow with time
 };
 
 struct ClosedFrame {
@@ -45,9 +50,12 @@ struct ClosedFrame {
   std::vector<ReceivedMessage> messages;  // the ego's first when present
   std::vector<int> missing;               // expected agents without a message
   bool has_ego = false;
+  // Refused after the fact: it arrived before any frame closed and lies beyond the window
+  // of the frames that came after it. Not fused and not counted as closed.
+  bool out_of_window = false;
 };
 
-enum class AddResult { kAccepted, kDuplicate, kLate };
+enum class AddResult { kAccepted, kDuplicate, kLate, kOutOfWindow };
 
 class FrameAssembler {
  public:
@@ -63,6 +71,8 @@ class FrameAssembler {
   std::optional<Clock::time_point> NextDeadline() const;
 
   std::optional<uint64_t> last_closed() const { return last_closed_; }
+  // The highest frame id accepted at `now`; nullopt: no limit yet (nothing seen).
+  std::optional<uint64_t> Horizon(Clock::time_point now) const;
   size_t pending() const { return pending_.size(); }
   std::vector<int> connected_agents() const;
 
@@ -85,6 +95,7 @@ class FrameAssembler {
   std::map<int, AgentState> agents_;
   std::map<uint64_t, Pending> pending_;
   std::optional<uint64_t> last_closed_;
+  Clock::time_point last_close_time_;  // start_ until the first frame closes
 };
 
 }  // namespace qv2x::fusion

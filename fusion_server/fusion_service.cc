@@ -32,35 +32,6 @@ const char* FramePrecision(const v1::DetectionFrame& f) {
 
 }  // namespace
 
-// One agent stream: replies queue here and a writer thread sends them, so acks and
-// frame-closed notices never wait on the reader.
-struct FusionService::Connection {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<v1::FeatureStreamReply> queue;
-  bool closed = false;
-
-  void Push(v1::FeatureStreamReply r) {
-    std::lock_guard<std::mutex> lock(mu);
-    if (closed) return;
-    queue.push_back(std::move(r));
-    cv.notify_one();
-  }
-  bool Pop(v1::FeatureStreamReply* r) {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return closed || !queue.empty(); });
-    if (queue.empty()) return false;
-    *r = std::move(queue.front());
-    queue.pop_front();
-    return true;
-  }
-  void Close() {
-    std::lock_guard<std::mutex> lock(mu);
-    closed = true;
-    cv.notify_all();
-  }
-};
-
 struct FusionService::Watcher {
   std::deque<v1::DetectionFrame> queue;
 };
@@ -72,6 +43,8 @@ struct FusionService::Metrics {
   Family<Counter>& rejected;
   Family<Counter>& late;
   Family<Counter>& missing;
+  Family<Counter>& fused_messages;
+  Family<Counter>& discarded;
   Family<Counter>& frames;
   Family<Histogram>& e2e;
   std::map<std::string, Histogram*> e2e_by_precision;  // fp32, int8, mixed
@@ -110,6 +83,16 @@ struct FusionService::Metrics {
                     .Name("qv2x_fusion_missing_messages_total")
                     .Help("Frames closed without this expected agent's message")
                     .Register(r)),
+        fused_messages(prometheus::BuildCounter()
+                           .Name("qv2x_fusion_fused_messages_total")
+                           .Help("Accepted messages whose features went into a fused frame")
+                           .Register(r)),
+        discarded(prometheus::BuildCounter()
+                      .Name("qv2x_fusion_discarded_messages_total")
+                      .Help("Accepted messages left out of fusion, by reason (no_ego, error, "
+                            "max_cav, retired_codebook, frame_window); with fused, every "
+                            "accepted message once its frame closed")
+                      .Register(r)),
         frames(prometheus::BuildCounter()
                    .Name("qv2x_fusion_frames_total")
                    .Help("Closed frames by outcome (fused, no_ego, error)")
@@ -166,11 +149,19 @@ FusionService::FusionService(FusionEngine* engine, FusionOptions options,
                              prometheus::Registry& registry)
     : engine_(engine),
       options_(std::move(options)),
-      validator_(ValidatorOptions{std::set<int>(options_.assembler.expected_agents.begin(),
-                                                options_.assembler.expected_agents.end()),
-                                  engine->grid(), engine->held_codebooks(),
-                                  engine->feature_channels(), options_.max_message_bytes,
-                                  options_.max_decoded_bytes}),
+      validator_([&] {
+        ValidatorOptions v;
+        v.agents = std::set<int>(options_.assembler.expected_agents.begin(),
+                                 options_.assembler.expected_agents.end());
+        v.grid = engine->grid();
+        v.codebooks = engine->held_codebooks();
+        v.feature_channels = engine->feature_channels();
+        v.max_message_bytes = options_.max_message_bytes;
+        v.max_decoded_bytes = options_.max_decoded_bytes;
+        v.max_capture_ahead_ns = options_.max_capture_ahead_ns;
+        v.max_capture_age_ns = options_.max_capture_age_ns;
+        return v;
+      }()),
       metrics_(std::make_unique<Metrics>(registry)),
       assembler_(options_.assembler, Clock::now()) {
   // Every series exists from the start so dashboards and scrapes see zeros, not gaps.
@@ -181,6 +172,10 @@ FusionService::FusionService(FusionEngine* engine, FusionOptions options,
     metrics_->messages.Add({{"agent", a}});
     metrics_->late.Add({{"agent", a}});
     metrics_->missing.Add({{"agent", a}});
+    metrics_->fused_messages.Add({{"agent", a}});
+    for (const char* why : {"no_ego", "error", "max_cav", "retired_codebook", "frame_window"}) {
+      metrics_->discarded.Add({{"agent", a}, {"reason", why}});
+    }
   }
   for (int r = v1::RejectReason_MIN + 1; r <= v1::RejectReason_MAX; ++r) {
     metrics_->rejected.Add({{"reason", ReasonLabel(static_cast<v1::RejectReason>(r))}});
@@ -210,7 +205,9 @@ void FusionService::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
-    for (const auto& c : connections_) c->Close();
+    for (FeatureStream* s : streams_) {
+      s->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "fusion is shutting down"));
+    }
   }
   cv_.notify_all();
   {
@@ -229,102 +226,147 @@ void FusionService::AgentLink(int agent_id, int delta) {
   metrics_->connected.Add({}).Set(static_cast<double>(assembler_.connected_agents().size()));
 }
 
-grpc::Status FusionService::StreamFeatures(
-    grpc::ServerContext* ctx,
-    grpc::ServerReaderWriter<v1::FeatureStreamReply, v1::FeatureMessage>* stream) {
-  auto conn = std::make_shared<Connection>();
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* FusionService::StreamFeatures(
+    grpc::CallbackServerContext* ctx) {
+  auto* stream = new FeatureStream(this, ctx, options_.stream_queue);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) {
+    stream->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "fusion is shutting down"));
+  } else {
+    streams_.insert(stream);
+  }
+  return stream;
+}
+
+void FusionService::CountRejection(v1::RejectReason reason, const std::string& detail,
+                                   int agent_id, uint64_t frame_id) {
+  const std::string label = ReasonLabel(reason);
+  metrics_->rejected.Add({{"reason", label}}).Increment();
+  // The counter has every rejection; the log the first few per reason and then one per
+  // interval, so that a misbehaving peer cannot flood it.
+  uint64_t held_back = 0;
+  if (rejection_log_.Allow(label, absl::Now(), &held_back)) {
+    services::LogWarning("rejected agent ", agent_id, " frame ", frame_id, ": ", label, ": ",
+                         detail,
+                         held_back > 0 ? absl::StrCat(" (", held_back, " more ", label,
+                                                      " rejections not logged)")
+                                       : std::string());
+  }
+}
+
+absl::StatusOr<v1::FeatureStreamReply> FusionService::OnMessage(FeatureStream& stream,
+                                                                const v1::FeatureMessage& msg) {
+  v1::FeatureStreamReply reply;
+  v1::FeatureAck* ack = reply.mutable_ack();
+  ack->set_agent_id(msg.agent_id());
+  ack->set_frame_id(msg.frame_id());
+  auto reject = [&](v1::RejectReason reason, std::string detail) {
+    CountRejection(reason, detail, msg.agent_id(), msg.frame_id());
+    ack->set_reason(reason);
+    ack->set_detail(std::move(detail));
+    return reply;
+  };
+  // A stream speaks for one agent: the first of the scene it named.
+  if (stream.agent && msg.agent_id() != *stream.agent) {
+    return reject(v1::REJECT_REASON_AGENT_SWITCH,
+                  absl::StrCat("this stream speaks for agent ", *stream.agent, ", not ",
+                               msg.agent_id()));
+  }
+  if (!stream.agent && validator_.KnowsAgent(msg.agent_id())) {
+    if (options_.authorize_agent) {
+      if (absl::Status st = options_.authorize_agent(stream.context(), msg.agent_id());
+          !st.ok()) {
+        CountRejection(v1::REJECT_REASON_IDENTITY, std::string(st.message()), msg.agent_id(),
+                       msg.frame_id());
+        return st;
+      }
+    }
+    stream.agent = msg.agent_id();
+  }
+  ReceivedMessage received;
+  Rejection why;
+  if (!validator_.Validate(msg, sim::NowUnixNs(), &received, &why)) {
+    return reject(why.reason, std::move(why.detail));
+  }
+  received.arrival = Clock::now();
+  AddResult added;
+  std::optional<uint64_t> horizon;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down");
-    connections_.insert(conn);
+    if (!stream.linked) {
+      stream.linked = true;
+      AgentLink(*stream.agent, +1);
+    }
+    added = assembler_.Add(received);
+    if (added == AddResult::kAccepted) {
+      CodebookUse& use = codebook_use_[received.codebook_digest];
+      ++use.messages;
+      use.last_frame_id = std::max(use.last_frame_id, msg.frame_id());
+      agent_codebook_[msg.agent_id()] = received.codebook_digest;
+    } else if (added == AddResult::kOutOfWindow) {
+      horizon = assembler_.Horizon(received.arrival);
+    }
   }
-  std::thread writer([&] {
-    v1::FeatureStreamReply reply;
-    while (conn->Pop(&reply)) {
-      if (!stream->Write(reply)) break;
+  const std::string agent = std::to_string(msg.agent_id());
+  switch (added) {
+    case AddResult::kAccepted: {
+      cv_.notify_all();
+      const v1::AgentContribution& c = received.contribution;
+      metrics_->received_bytes.Add({{"agent", agent}}).Increment(c.message_bytes());
+      metrics_->fp32_bytes.Add({{"agent", agent}}).Increment(c.fp32_feature_bytes());
+      metrics_->messages.Add({{"agent", agent}}).Increment();
+      metrics_->message_bytes
+          .Add({{"encoding", c.encoding() == v1::INDEX_ENCODING_ZSTD ? "zstd" : "bitpack"}},
+               Histogram::BucketBoundaries{256, 1024, 4096, 8192, 16384, 32768, 65536, 131072,
+                                           262144, 1048576})
+          .Observe(static_cast<double>(c.message_bytes()));
+      ack->set_accepted(true);
+      return reply;
     }
-  });
-  std::optional<int> linked;  // the agent this stream speaks for, once known
-  uint64_t rejections = 0;
-  v1::FeatureMessage msg;
-  while (stream->Read(&msg)) {
-    v1::FeatureStreamReply reply;
-    v1::FeatureAck* ack = reply.mutable_ack();
-    ack->set_agent_id(msg.agent_id());
-    ack->set_frame_id(msg.frame_id());
-    ReceivedMessage received;
-    Rejection why;
-    const bool valid = validator_.Validate(msg, &received, &why);
-    if (valid) {
-      received.arrival = Clock::now();
-      AddResult added;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (!linked) {
-          linked = msg.agent_id();
-          AgentLink(*linked, +1);
-        }
-        added = assembler_.Add(received);
-        if (added == AddResult::kAccepted) {
-          CodebookUse& use = codebook_use_[received.codebook_digest];
-          ++use.messages;
-          use.last_frame_id = std::max(use.last_frame_id, msg.frame_id());
-          agent_codebook_[msg.agent_id()] = received.codebook_digest;
-        }
-      }
-      const std::string agent = std::to_string(msg.agent_id());
-      if (added == AddResult::kAccepted) {
-        cv_.notify_all();
-        const v1::AgentContribution& c = received.contribution;
-        metrics_->received_bytes.Add({{"agent", agent}}).Increment(c.message_bytes());
-        metrics_->fp32_bytes.Add({{"agent", agent}}).Increment(c.fp32_feature_bytes());
-        metrics_->messages.Add({{"agent", agent}}).Increment();
-        metrics_->message_bytes
-            .Add({{"encoding", c.encoding() == v1::INDEX_ENCODING_ZSTD ? "zstd" : "bitpack"}},
-                 Histogram::BucketBoundaries{256, 1024, 4096, 8192, 16384, 32768, 65536, 131072,
-                                             262144, 1048576})
-            .Observe(static_cast<double>(c.message_bytes()));
-        ack->set_accepted(true);
-      } else if (added == AddResult::kLate) {
-        metrics_->late.Add({{"agent", agent}}).Increment();
-        ack->set_reason(v1::REJECT_REASON_LATE);
-        ack->set_detail(absl::StrCat("frame ", msg.frame_id(), " was already closed"));
-      } else {
-        why.reason = v1::REJECT_REASON_DUPLICATE;
-        why.detail = absl::StrCat("agent ", msg.agent_id(), " already sent frame ", msg.frame_id());
-      }
-    }
-    if (!valid || why.reason == v1::REJECT_REASON_DUPLICATE) {
-      metrics_->rejected.Add({{"reason", ReasonLabel(why.reason)}}).Increment();
-      ack->set_reason(why.reason);
-      ack->set_detail(why.detail);
-      // The counter has every rejection; the log the first few and then one in 100, so a
-      // misbehaving agent cannot flood it.
-      if (++rejections <= 10 || rejections % 100 == 0) {
-        services::LogWarning(absl::StrCat(
-            "rejected agent ", msg.agent_id(), " frame ", msg.frame_id(), " (", rejections,
-            " on this stream): ", ReasonLabel(why.reason), ": ", why.detail));
-      }
-    }
-    conn->Push(std::move(reply));
+    case AddResult::kLate:
+      metrics_->late.Add({{"agent", agent}}).Increment();
+      ack->set_reason(v1::REJECT_REASON_LATE);
+      ack->set_detail(absl::StrCat("frame ", msg.frame_id(), " was already closed"));
+      return reply;
+    case AddResult::kDuplicate:
+      return reject(v1::REJECT_REASON_DUPLICATE,
+                    absl::StrCat("agent ", msg.agent_id(), " already sent frame ", msg.frame_id()));
+    case AddResult::kOutOfWindow:
+      break;
   }
-  conn->Close();
-  writer.join();
+  return reject(v1::REJECT_REASON_FRAME_WINDOW,
+                absl::StrCat("frame ", msg.frame_id(), " is beyond the scene's window (frame ",
+                             horizon.value_or(0), " at most now)"));
+}
+
+void FusionService::OnUnparseable(FeatureStream& stream, size_t bytes) {
+  CountRejection(v1::REJECT_REASON_UNPARSEABLE,
+                 absl::StrCat(bytes, " bytes are not a qv2x.v1.FeatureMessage; stream ended"),
+                 stream.agent.value_or(-1), 0);
+}
+
+void FusionService::OnDone(FeatureStream& stream) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    connections_.erase(conn);
-    if (linked) AgentLink(*linked, -1);
+    streams_.erase(&stream);
+    if (stream.linked) AgentLink(*stream.agent, -1);
   }
   cv_.notify_all();  // frames waiting on this agent may be due now
-  if (linked) services::LogInfo(absl::StrCat("agent ", *linked, " stream closed"));
-  return ctx->IsCancelled() ? grpc::Status::CANCELLED : grpc::Status::OK;
+  if (stream.linked) services::LogInfo("agent ", *stream.agent, " stream closed");
+}
+
+void FusionService::Discard(const ClosedFrame& f, const char* reason) {
+  for (const ReceivedMessage& m : f.messages) {
+    metrics_->discarded.Add({{"agent", std::to_string(m.agent_id)}, {"reason", reason}})
+        .Increment();
+  }
 }
 
 void FusionService::NotifyClosed(uint64_t frame_id) {
   v1::FeatureStreamReply reply;
   reply.set_frame_closed(frame_id);
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& c : connections_) c->Push(reply);
+  for (FeatureStream* s : streams_) s->Push(reply);
 }
 
 void FusionService::Publish(const v1::DetectionFrame& frame) {
@@ -352,12 +394,20 @@ void FusionService::FuseLoop() {
     if (due.empty()) continue;
     lock.unlock();
     for (ClosedFrame& f : due) {
+      if (f.out_of_window) {
+        Discard(f, "frame_window");
+        services::LogWarning("frame ", f.frame_id, " of agent ", f.messages.front().agent_id,
+                             " dropped: far ahead of the frames that arrived after it");
+        continue;
+      }
       for (int id : f.missing) metrics_->missing.Add({{"agent", std::to_string(id)}}).Increment();
       if (!f.has_ego) {
+        Discard(f, "no_ego");
         metrics_->frames.Add({{"outcome", "no_ego"}}).Increment();
         std::lock_guard<std::mutex> g(mu_);
         ++frames_dropped_;
       } else if (absl::StatusOr<FusedFrame> fused = engine_->Fuse(f); !fused.ok()) {
+        Discard(f, "error");
         metrics_->frames.Add({{"outcome", "error"}}).Increment();
         services::LogError(absl::StrCat("frame ", f.frame_id, ": ", fused.status().message()));
         std::lock_guard<std::mutex> g(mu_);
@@ -376,6 +426,20 @@ void FusionService::FuseLoop() {
         for (int id : fused->agents) {
           for (const ReceivedMessage& m : f.messages) {
             if (m.agent_id == id) *out.add_agents() = m.contribution;
+          }
+        }
+        for (const ReceivedMessage& m : f.messages) {
+          const std::string a = std::to_string(m.agent_id);
+          const auto& in = fused->agents;
+          const auto& retired = fused->undecodable;
+          if (std::find(in.begin(), in.end(), m.agent_id) != in.end()) {
+            metrics_->fused_messages.Add({{"agent", a}}).Increment();
+          } else {
+            const bool was_retired =
+                std::find(retired.begin(), retired.end(), m.agent_id) != retired.end();
+            metrics_->discarded
+                .Add({{"agent", a}, {"reason", was_retired ? "retired_codebook" : "max_cav"}})
+                .Increment();
           }
         }
         for (const Detection& d : fused->detections) {

@@ -6,12 +6,14 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include "fusion_server/feature_stream.h"
 #include "fusion_server/frame_assembler.h"
 #include "fusion_server/fusion_engine.h"
 #include "fusion_server/message_validator.h"
@@ -21,6 +23,7 @@
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "qv2x/v1/features.grpc.pb.h"
+#include "services/log_limiter.h"
 
 namespace qv2x::fusion {
 
@@ -28,10 +31,19 @@ struct FusionOptions {
   AssemblerOptions assembler;
   uint64_t max_message_bytes = 4 << 20;
   uint64_t max_decoded_bytes = 16 << 20;
+  int64_t max_capture_ahead_ns = 5'000'000'000;  // see ValidatorOptions
+  int64_t max_capture_age_ns = 60'000'000'000;
   size_t watcher_queue = 256;  // frames buffered per slow watcher before the oldest go
+  size_t stream_queue = 1024;  // replies waiting on an agent that does not read them
+  // Whether the peer of a feature stream may speak for `agent_id` (e.g. the id in its TLS
+  // certificate); called once per stream, on its first message. Empty: every peer may. A
+  // refusal is counted (reason "identity") and ends the stream with its status.
+  std::function<absl::Status(const grpc::ServerContextBase& ctx, int agent_id)> authorize_agent;
 };
 
-class FusionService final : public v1::Fusion::Service {
+class FusionService final
+    : public v1::Fusion::WithRawCallbackMethod_StreamFeatures<v1::Fusion::Service>,
+      private FeatureStream::Handler {
  public:
   FusionService(FusionEngine* engine, FusionOptions options, prometheus::Registry& registry);
   ~FusionService() override;
@@ -39,9 +51,8 @@ class FusionService final : public v1::Fusion::Service {
   void Start();  // worker threads
   void Stop();   // ends watchers and workers; streams end with the server
 
-  grpc::Status StreamFeatures(
-      grpc::ServerContext* ctx,
-      grpc::ServerReaderWriter<v1::FeatureStreamReply, v1::FeatureMessage>* stream) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* StreamFeatures(
+      grpc::CallbackServerContext* ctx) override;
   grpc::Status WatchDetections(grpc::ServerContext* ctx, const v1::WatchRequest* request,
                                grpc::ServerWriter<v1::DetectionFrame>* writer) override;
   grpc::Status GetStatus(grpc::ServerContext* ctx, const v1::FusionStatusRequest* request,
@@ -54,9 +65,18 @@ class FusionService final : public v1::Fusion::Service {
                               v1::FusionStatus* response) override;
 
  private:
-  struct Connection;
   struct Watcher;
   struct Metrics;
+
+  // FeatureStream::Handler
+  absl::StatusOr<v1::FeatureStreamReply> OnMessage(FeatureStream& stream,
+                                                   const v1::FeatureMessage& msg) override;
+  void OnUnparseable(FeatureStream& stream, size_t bytes) override;
+  void OnDone(FeatureStream& stream) override;
+  void CountRejection(v1::RejectReason reason, const std::string& detail, int agent_id,
+                      uint64_t frame_id);
+  // Each message of a closed frame that is not fused, with why.
+  void Discard(const ClosedFrame& f, const char* reason);
 
   void FuseLoop();
   void ScoreLoop();
@@ -74,7 +94,7 @@ class FusionService final : public v1::Fusion::Service {
   std::condition_variable cv_;
   FrameAssembler assembler_;
   std::map<int, int> links_;  // open streams per agent
-  std::set<std::shared_ptr<Connection>> connections_;
+  std::set<FeatureStream*> streams_;
   std::set<std::shared_ptr<Watcher>> watchers_;
   std::vector<v1::ClassAp> ap_;
   int64_t ap_frames_ = 0;
@@ -84,6 +104,7 @@ class FusionService final : public v1::Fusion::Service {
   std::map<std::string, CodebookUse> codebook_use_;  // by digest
   std::map<int, std::string> agent_codebook_;        // digest of each agent's latest message
   uint64_t frames_fused_ = 0, frames_dropped_ = 0;
+  services::LogLimiter rejection_log_;  // per reason
   bool stopping_ = false;
 
   std::mutex score_mu_;

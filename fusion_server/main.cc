@@ -11,7 +11,9 @@
 #include "core/model/runtime_model.h"
 #include "core/sim/scene_config.h"
 #include "fusion_server/fusion_service.h"
+#include "services/agent_identity.h"
 #include "services/log.h"
+#include "services/security_flags.h"
 #include "services/server_host.h"
 
 ABSL_FLAG(std::string, scene, "", "scene file: agents, rate and ground truth (required)");
@@ -33,6 +35,10 @@ ABSL_FLAG(int, threads, 0, "intra-op threads (0 = library default)");
 ABSL_FLAG(int, max_feature_bytes, 4 << 20,
           "largest feature message accepted (larger ones are rejected and counted)");
 ABSL_FLAG(int, max_decoded_bytes, 16 << 20, "largest index map after decompression");
+ABSL_FLAG(int, max_frames_ahead, 100,
+          "refuse frame ids further ahead of the last closed frame (plus the scene clock since)");
+ABSL_FLAG(int, max_capture_ahead_ms, 5000, "refuse capture times this far ahead of our clock");
+ABSL_FLAG(int, max_capture_age_ms, 60000, "refuse capture times older than this");
 ABSL_FLAG(std::string, port_file, "",
           "write \"<grpc port> <metrics port>\" here once serving (for port 0)");
 
@@ -88,6 +94,10 @@ int Run() {
       std::chrono::milliseconds(absl::GetFlag(FLAGS_startup_grace_ms));
   options.max_message_bytes = absl::GetFlag(FLAGS_max_feature_bytes);
   options.max_decoded_bytes = absl::GetFlag(FLAGS_max_decoded_bytes);
+  options.assembler.max_frames_ahead = absl::GetFlag(FLAGS_max_frames_ahead);
+  options.assembler.rate_hz = scene->rate_hz;
+  options.max_capture_ahead_ns = absl::GetFlag(FLAGS_max_capture_ahead_ms) * int64_t{1'000'000};
+  options.max_capture_age_ns = absl::GetFlag(FLAGS_max_capture_age_ms) * int64_t{1'000'000};
 
   qv2x::services::ServerOptions server;
   server.service_name = "fusion";
@@ -96,6 +106,9 @@ int Run() {
   // gRPC's own cap sits above the service's limit so that an oversized message reaches
   // the validator and is counted instead of ending the agent's stream.
   server.max_message_bytes = 4 * absl::GetFlag(FLAGS_max_feature_bytes);
+  server.security = qv2x::services::ServerSecurityFromFlags();
+  // With mutual TLS every feature stream is checked against its certificate's agent name.
+  if (!server.security.tls.ca.empty()) options.authorize_agent = qv2x::services::AuthorizeAgent;
   qv2x::services::ServerHost host(server);
   qv2x::fusion::FusionService service(engine->get(), options, host.registry());
   host.AddService(&service);

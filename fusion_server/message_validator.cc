@@ -5,6 +5,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/geometry/transform.h"
+#include "services/log.h"
 
 namespace qv2x::fusion {
 namespace {
@@ -15,11 +17,26 @@ bool Reject(v1::RejectReason reason, std::string detail, Rejection* why) {
   return false;
 }
 
-bool FinitePose(const v1::Pose& p) {
+// Empty when the pose is usable: finite, within the bounds, its matrix finite.
+std::string PoseProblem(const v1::Pose& p, const ValidatorOptions& o) {
   for (double v : {p.x(), p.y(), p.z(), p.roll(), p.yaw(), p.pitch()}) {
-    if (!std::isfinite(v)) return false;
+    if (!std::isfinite(v)) return "lidar_pose is not finite";
   }
-  return true;
+  for (double v : {p.x(), p.y(), p.z()}) {
+    if (std::abs(v) > o.max_position_m) {
+      return absl::StrCat("lidar_pose position ", v, " m is beyond +/-", o.max_position_m, " m");
+    }
+  }
+  for (double v : {p.roll(), p.yaw(), p.pitch()}) {
+    if (std::abs(v) > o.max_angle_deg) {
+      return absl::StrCat("lidar_pose angle ", v, " deg is beyond +/-", o.max_angle_deg, " deg");
+    }
+  }
+  const Mat4 m = PoseToMatrix(Pose{p.x(), p.y(), p.z(), p.roll(), p.yaw(), p.pitch()});
+  for (double v : m.m) {
+    if (!std::isfinite(v)) return "lidar_pose gives a non-finite transform";
+  }
+  return "";
 }
 
 std::string GridText(uint32_t l, uint32_t h, uint32_t w, uint32_t k) {
@@ -40,8 +57,8 @@ void MessageValidator::SetCodebooks(std::set<std::string> digests) {
   options_.codebooks = std::move(digests);
 }
 
-bool MessageValidator::Validate(const v1::FeatureMessage& msg, ReceivedMessage* out,
-                                Rejection* why) const {
+bool MessageValidator::Validate(const v1::FeatureMessage& msg, int64_t now_ns,
+                                ReceivedMessage* out, Rejection* why) const {
   const ValidatorOptions& o = options_;
   if (o.agents.count(msg.agent_id()) == 0) {
     return Reject(v1::REJECT_REASON_UNKNOWN_AGENT,
@@ -54,10 +71,38 @@ bool MessageValidator::Validate(const v1::FeatureMessage& msg, ReceivedMessage* 
         absl::StrCat("message of ", size, " bytes exceeds the limit of ", o.max_message_bytes),
         why);
   }
-  if (!msg.has_grid() || !msg.has_lidar_pose() || !FinitePose(msg.lidar_pose()) ||
-      msg.capture_time_unix_ns() <= 0 || msg.precision() == v1::PRECISION_UNSPECIFIED) {
+  if (!msg.has_grid() || !msg.has_lidar_pose() || msg.capture_time_unix_ns() <= 0) {
     return Reject(v1::REJECT_REASON_MALFORMED,
-                  "grid, a finite lidar_pose, capture_time_unix_ns and precision are required",
+                  "grid, lidar_pose and capture_time_unix_ns are required", why);
+  }
+  if (msg.precision() != v1::PRECISION_FP32 && msg.precision() != v1::PRECISION_INT8) {
+    return Reject(v1::REJECT_REASON_MALFORMED,
+                  absl::StrCat("precision ", static_cast<int>(msg.precision()),
+                               " is neither FP32 (1) nor INT8 (2)"),
+                  why);
+  }
+  if (msg.codebook_digest().size() > o.max_digest_bytes) {
+    return Reject(v1::REJECT_REASON_MALFORMED,
+                  absl::StrCat("codebook_digest of ", msg.codebook_digest().size(),
+                               " bytes (at most ", o.max_digest_bytes, ")"),
+                  why);
+  }
+  if (std::string p = PoseProblem(msg.lidar_pose(), o); !p.empty()) {
+    return Reject(v1::REJECT_REASON_POSE, std::move(p), why);
+  }
+  // Differences in int128-free form: both sides are positive int64.
+  const int64_t capture = msg.capture_time_unix_ns();
+  if (capture > now_ns && capture - now_ns > o.max_capture_ahead_ns) {
+    return Reject(v1::REJECT_REASON_FRAME_WINDOW,
+                  absl::StrCat("capture time is ", (capture - now_ns) / 1'000'000,
+                               " ms ahead of this service's clock (at most ",
+                               o.max_capture_ahead_ns / 1'000'000, ")"),
+                  why);
+  }
+  if (now_ns > capture && now_ns - capture > o.max_capture_age_ns) {
+    return Reject(v1::REJECT_REASON_FRAME_WINDOW,
+                  absl::StrCat("capture time is ", (now_ns - capture) / 1'000'000,
+                               " ms old (at most ", o.max_capture_age_ns / 1'000'000, ")"),
                   why);
   }
   codec::EncodedView enc;
@@ -86,8 +131,8 @@ bool MessageValidator::Validate(const v1::FeatureMessage& msg, ReceivedMessage* 
     std::lock_guard<std::mutex> lock(mu_);
     if (o.codebooks.count(msg.codebook_digest()) == 0) {
       return Reject(v1::REJECT_REASON_CODEBOOK_DIGEST,
-                    absl::StrCat("codebook ", msg.codebook_digest(), " is not held here (",
-                                 absl::StrJoin(o.codebooks, ", "), ")"),
+                    absl::StrCat("codebook ", services::ClipForLog(msg.codebook_digest(), 16),
+                                 " is not held here (", absl::StrJoin(o.codebooks, ", "), ")"),
                     why);
     }
   }

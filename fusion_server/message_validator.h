@@ -22,6 +22,14 @@ struct ValidatorOptions {
   int64_t feature_channels = 0;     // C of the FP32 feature map (bandwidth comparison)
   uint64_t max_message_bytes = 0;   // serialized message
   uint64_t max_decoded_bytes = 0;   // index map after decompression
+  // Poses beyond these bounds are refused: within them every warp between two agents stays
+  // finite (OPV2V maps span a few km; angles are degrees).
+  double max_position_m = 1e5;
+  double max_angle_deg = 3600;
+  // Capture times this far ahead of or behind the fusion service's clock are refused.
+  int64_t max_capture_ahead_ns = 5'000'000'000;
+  int64_t max_capture_age_ns = 60'000'000'000;
+  size_t max_digest_bytes = 128;  // SHA-256 hex is 64
 };
 
 struct Rejection {
@@ -36,9 +44,12 @@ class MessageValidator {
  public:
   explicit MessageValidator(ValidatorOptions options) : options_(std::move(options)) {}
 
-  // On success fills `out` (arrival time left to the caller) and returns true.
-  bool Validate(const v1::FeatureMessage& msg, ReceivedMessage* out, Rejection* why) const;
+  // On success fills `out` (arrival time left to the caller) and returns true. `now_ns`:
+  // the service's wall clock (Unix ns), for the capture-time window.
+  bool Validate(const v1::FeatureMessage& msg, int64_t now_ns, ReceivedMessage* out,
+                Rejection* why) const;
 
+  bool KnowsAgent(int agent_id) const { return options_.agents.count(agent_id) > 0; }
   void SetCodebooks(std::set<std::string> digests);
 
  private:

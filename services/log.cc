@@ -1,5 +1,6 @@
 #include "services/log.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <mutex>
 #include <string>
@@ -27,6 +28,21 @@ void LogLine(char level, std::string_view message) {
   std::fprintf(stderr, "%s %c %s: %.*s\n", t.c_str(), level, Name().c_str(),
                static_cast<int>(message.size()), message.data());
   std::fflush(stderr);
+}
+
+std::string ClipForLog(std::string_view text, size_t max) {
+  std::string out;
+  const size_t n = std::min(text.size(), max);
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      absl::StrAppend(&out, "\\x", absl::Hex(c, absl::kZeroPad2));
+    }
+  }
+  if (text.size() > n) absl::StrAppend(&out, "...(", text.size(), " bytes)");
+  return out;
 }
 
 }  // namespace qv2x::services

@@ -2,6 +2,7 @@
 #ifndef QV2X_SERVICES_LOG_H_
 #define QV2X_SERVICES_LOG_H_
 
+#include <string>
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
@@ -23,6 +24,10 @@ template <typename... Args>
 void LogError(const Args&... args) {
   LogLine('E', absl::StrCat(args...));
 }
+
+// Untrusted text for a log line or a reply: at most `max` bytes, non-printable bytes as \xNN,
+// and how much was left out, so that no input is echoed back unbounded.
+std::string ClipForLog(std::string_view text, size_t max = 64);
 
 }  // namespace qv2x::services
 

@@ -7,7 +7,6 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "core/codec/index_codec.h"
 #include "core/model/checkpoint.h"
 #include "core/model/runtime_model.h"
 #include "grpcpp/grpcpp.h"
@@ -136,107 +135,6 @@ TEST_F(ClusterTest, FusionRestartAgentsReconnectAndFramesResume) {
     EXPECT_GE(qv2x::testing::SumOf(am, "qv2x_agent_reconnects_total"), 1) << "agent " << id;
     EXPECT_TRUE(agents_[id]->Running());
   }
-}
-
-// A hand-written agent stream: every kind of bad message is refused with its reason and
-// counted, the stream and the service stay up, and a good message is still accepted.
-TEST_F(ClusterTest, MalformedMessagesAreRejectedWithTheirReason) {
-  StartFusion(0, {"--max_feature_bytes=20000", "--max_decoded_bytes=100000"});
-  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", fusion_ports_.grpc),
-                                     grpc::InsecureChannelCredentials());
-  auto stub = v1::Fusion::NewStub(channel);
-  v1::FusionStatus status;
-  {
-    grpc::ClientContext ctx;
-    ASSERT_TRUE(stub->GetStatus(&ctx, {}, &status).ok());
-  }
-  const v1::IndexGrid grid = status.grid();
-  const codec::IndexGrid g{grid.levels(), grid.height(), grid.width(), grid.dict_size()};
-  std::vector<int32_t> zeros(g.cells(), 0);
-  auto make = [&](uint64_t frame) {
-    v1::FeatureMessage m;
-    m.set_agent_id(1);
-    m.set_frame_id(frame);
-    m.set_capture_time_unix_ns(1);
-    m.mutable_lidar_pose()->set_x(1);
-    *m.mutable_grid() = grid;
-    m.set_codebook_digest(status.codebook_digest());
-    m.set_precision(v1::PRECISION_FP32);
-    auto enc = codec::EncodeIndices(zeros, g, {codec::IndexEncoding::kBitpack});
-    m.set_encoding(v1::INDEX_ENCODING_BITPACK);
-    m.set_bits_per_index(enc->bits_per_index);
-    m.set_payload(enc->payload);
-    return m;
-  };
-  struct Case {
-    const char* reason;
-    v1::RejectReason code;
-    std::function<void(v1::FeatureMessage&)> spoil;
-  };
-  const std::vector<Case> cases = {
-      {"grid_shape", v1::REJECT_REASON_GRID_SHAPE,
-       [](v1::FeatureMessage& m) { m.mutable_grid()->set_height(m.grid().height() + 1); }},
-      {"index_range", v1::REJECT_REASON_INDEX_RANGE,
-       [&](v1::FeatureMessage& m) {
-         // zstd symbols are whole bytes: 200 is no index of a 16-code book.
-         std::vector<int32_t> bad(g.cells(), 3);
-         bad[5] = 200;
-         codec::IndexGrid wide = g;
-         wide.dict_size = 256;
-         auto enc = codec::EncodeIndices(bad, wide, {codec::IndexEncoding::kZstd});
-         m.set_encoding(v1::INDEX_ENCODING_ZSTD);
-         m.set_decoded_bytes(enc->decoded_bytes);
-         m.set_payload(enc->payload);
-       }},
-      {"payload_length", v1::REJECT_REASON_PAYLOAD_LENGTH,
-       [](v1::FeatureMessage& m) { m.mutable_payload()->resize(m.payload().size() - 2); }},
-      {"codebook_digest", v1::REJECT_REASON_CODEBOOK_DIGEST,
-       [](v1::FeatureMessage& m) { m.set_codebook_digest("0123456789abcdef"); }},
-      {"oversized", v1::REJECT_REASON_OVERSIZED,
-       [](v1::FeatureMessage& m) { m.mutable_payload()->append(30000, 'x'); }},
-      {"unknown_agent", v1::REJECT_REASON_UNKNOWN_AGENT,
-       [](v1::FeatureMessage& m) { m.set_agent_id(42); }},
-      {"malformed", v1::REJECT_REASON_MALFORMED,
-       [](v1::FeatureMessage& m) { m.clear_lidar_pose(); }},
-  };
-  grpc::ClientContext ctx;
-  auto stream = stub->StreamFeatures(&ctx);
-  uint64_t frame = 100;
-  for (const Case& c : cases) {
-    v1::FeatureMessage m = make(frame++);
-    c.spoil(m);
-    ASSERT_TRUE(stream->Write(m)) << c.reason;
-    v1::FeatureStreamReply reply;
-    do {
-      ASSERT_TRUE(stream->Read(&reply)) << c.reason;
-    } while (!reply.has_ack());
-    EXPECT_FALSE(reply.ack().accepted()) << c.reason;
-    EXPECT_EQ(reply.ack().reason(), c.code) << c.reason << ": " << reply.ack().detail();
-    EXPECT_FALSE(reply.ack().detail().empty());
-  }
-  // The same stream still works: a valid message is accepted, its duplicate refused.
-  for (bool first : {true, false}) {
-    ASSERT_TRUE(stream->Write(make(500)));
-    v1::FeatureStreamReply reply;
-    do {
-      ASSERT_TRUE(stream->Read(&reply));
-    } while (!reply.has_ack());
-    EXPECT_EQ(reply.ack().accepted(), first) << reply.ack().detail();
-    if (!first) EXPECT_EQ(reply.ack().reason(), v1::REJECT_REASON_DUPLICATE);
-  }
-  const auto fm = Metrics(fusion_ports_.metrics);
-  for (const Case& c : cases) {
-    EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_rejected_messages_total",
-                                   {absl::StrCat("reason=\"", c.reason, "\"")}),
-              1)
-        << c.reason;
-  }
-  EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_messages_total", {"agent=\"1\""}), 1);
-  stream->WritesDone();
-  ctx.TryCancel();
-  stream->Finish().ok();
-  EXPECT_TRUE(Serving(fusion_ports_.grpc));
-  EXPECT_TRUE(fusion_->Running());
 }
 
 // Writes a copy of the seeded initial model with a changed encoder (same codebook) and

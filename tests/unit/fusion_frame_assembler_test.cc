@@ -102,3 +102,63 @@ TEST_F(FrameAssemblerTest, ClosingAFrameClosesEarlierOnesAndDuplicatesAreRefused
 
 }  // namespace
 }  // namespace qv2x::fusion
+
+namespace qv2x::fusion {
+namespace {
+
+TEST_F(FrameAssemblerTest, AFrameFarAheadIsRefusedAndLeavesLaterFramesOnTime) {
+  // Options(): 100 frames ahead at most, no scene clock.
+  for (int agent : {0, 1, -1}) Add(agent, 10, 0);
+  ASSERT_EQ(Due(1).size(), 1u);  // frame 10 closed: the anchor
+  EXPECT_EQ(Add(1, 111, 2), AddResult::kOutOfWindow);
+  EXPECT_EQ(Add(1, 1'000'000'000'000ull, 2), AddResult::kOutOfWindow);
+  EXPECT_EQ(Add(1, UINT64_MAX, 2), AddResult::kOutOfWindow);
+  EXPECT_EQ(Add(1, 110, 2), AddResult::kAccepted);  // the edge of the window
+  // Every agent's next frames are not late: the refused ids closed nothing.
+  for (int agent : {0, -1}) EXPECT_EQ(Add(agent, 11, 3), AddResult::kAccepted);
+  const auto due = Due(4);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].frame_id, 11u);
+  EXPECT_EQ(a_.Horizon(t0_ + milliseconds(4)), 111u);
+}
+
+TEST(FrameAssemblerWindowTest, TheWindowGrowsWithTheSceneClock) {
+  AssemblerOptions o;
+  o.expected_agents = {0};
+  o.max_frames_ahead = 10;
+  o.rate_hz = 10;  // a realtime scene moves 10 frames a second
+  const Clock::time_point t0 = Clock::now();
+  FrameAssembler a(o, t0);
+  ReceivedMessage m;
+  m.agent_id = 0;
+  m.frame_id = 100;
+  m.arrival = t0;
+  ASSERT_EQ(a.Add(m), AddResult::kAccepted);
+  ASSERT_EQ(a.TakeDue(t0).size(), 1u);
+  // 30 s later (fusion was stopped, say) the agents are 300 frames on: still accepted.
+  m.frame_id = 400;
+  m.arrival = t0 + std::chrono::seconds(30);
+  EXPECT_EQ(a.Add(m), AddResult::kAccepted);
+  m.frame_id = 100'000;
+  EXPECT_EQ(a.Add(m), AddResult::kOutOfWindow);
+}
+
+TEST_F(FrameAssemblerTest, AFarFrameThatCameFirstIsDroppedAloneOnceLowerFramesArrive) {
+  // Before any frame closed there is no anchor: the first message sets it.
+  EXPECT_EQ(Add(1, 5'000'000, 0), AddResult::kAccepted);
+  for (int agent : {0, 1, -1}) EXPECT_EQ(Add(agent, 7, 1), AddResult::kAccepted);
+  const auto due = Due(2);
+  ASSERT_EQ(due.size(), 2u);
+  EXPECT_EQ(due[0].frame_id, 5'000'000u);
+  EXPECT_TRUE(due[0].out_of_window);
+  EXPECT_EQ(due[1].frame_id, 7u);
+  EXPECT_FALSE(due[1].out_of_window);
+  EXPECT_EQ(a_.last_closed(), 7u);
+  EXPECT_EQ(Add(0, 8, 3), AddResult::kAccepted);  // not late
+  EXPECT_EQ(Add(-1, 8, 3), AddResult::kAccepted);
+  // Agent 1's dropped frame does not count as having sent frame 8: it is waited for.
+  EXPECT_TRUE(Due(4).empty());
+}
+
+}  // namespace
+}  // namespace qv2x::fusion
