@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "services/log.h"
 
 namespace qv2x::services {
 namespace fs = std::filesystem;
@@ -11,16 +12,22 @@ namespace fs = std::filesystem;
 absl::StatusOr<std::string> ConfinePath(const std::string& root, const std::string& path,
                                         const std::string& field) {
   if (path.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": empty path"));
+  if (path.size() > kMaxPathBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": a path of ", path.size(), " bytes (at most ", kMaxPathBytes, ")"));
+  }
   std::error_code ec;
   const fs::path base = fs::weakly_canonical(fs::absolute(root), ec);
   fs::path p(path);
   if (p.is_relative()) p = base / p;
   const fs::path resolved = fs::weakly_canonical(p, ec);
-  if (ec) return absl::InvalidArgumentError(absl::StrCat(field, ": cannot resolve \"", path, "\""));
+  if (ec)
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": cannot resolve \"", ClipForLog(path, 200), "\""));
   auto [b, r] = std::mismatch(base.begin(), base.end(), resolved.begin(), resolved.end());
   if (b != base.end()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, ": \"", path, "\" is outside ", base.string()));
+        absl::StrCat(field, ": \"", ClipForLog(path, 200), "\" is outside ", base.string()));
   }
   return resolved.string();
 }
@@ -35,16 +42,18 @@ absl::StatusOr<std::string> ResolveInput(const std::string& artifacts_dir,
     auto in_configs = ConfinePath(configs.parent_path().string(), path, field);
     if (in_configs.ok() && ConfinePath(configs.string(), *in_configs, field).ok()) {
       if (!fs::exists(*in_configs)) {
-        return absl::FailedPreconditionError(absl::StrCat(field, ": ", path, ": no such file"));
+        return absl::FailedPreconditionError(
+            absl::StrCat(field, ": ", ClipForLog(path, 200), ": no such file"));
       }
       return in_configs;
     }
   }
   if (in_artifacts.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(field, ": ", path, ": no such file"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(field, ": ", ClipForLog(path, 200), ": no such file"));
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat(field, ": \"", path, "\" is outside the artifacts and configs folders"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      field, ": \"", ClipForLog(path, 200), "\" is outside the artifacts and configs folders"));
 }
 
 }  // namespace qv2x::services

@@ -10,6 +10,9 @@
 
 namespace qv2x::services {
 
+// Longer paths are refused before they are resolved or echoed (Linux's PATH_MAX).
+inline constexpr size_t kMaxPathBytes = 4096;
+
 // Resolves `path` (relative paths are taken relative to `root`) and refuses anything that
 // escapes `root` (INVALID_ARGUMENT naming `field`).
 absl::StatusOr<std::string> ConfinePath(const std::string& root, const std::string& path,
