@@ -32,6 +32,7 @@ class FaultsTest : public qv2x::testing::ClusterTest {
   double FusionMetric(const std::string& name, int agent) {
     return SumOf(Metrics(fusion_ports_.metrics), name, {absl::StrCat("agent=\"", agent, "\"")});
   }
+  void FusionDownFor(int window_s);
 };
 
 // Agent 1 is frozen (SIGSTOP): its stream stays open but nothing comes. Every frame is
@@ -45,7 +46,7 @@ TEST_F(FaultsTest, StalledAgentIsCountedAndRejoinsAtTheCurrentFrameWhenRestarted
   agents_[1]->Signal(SIGSTOP);
   // The frame agent 1 may have sent just before it stopped is still fused with it.
   const size_t stalled_at = frames_->WaitFor(frames_->size() + 2, 60).size();
-  std::map<int, double> missing0, late0;
+  std::map<int, double> missing0, late0;  // of the other two
   for (int id : qv2x::testing::kTinyAgents) {
     missing0[id] = FusionMetric("qv2x_fusion_missing_messages_total", id);
     late0[id] = FusionMetric("qv2x_fusion_late_messages_total", id);
@@ -58,7 +59,11 @@ TEST_F(FaultsTest, StalledAgentIsCountedAndRejoinsAtTheCurrentFrameWhenRestarted
               std::vector<int>({1}));
     EXPECT_EQ(got[i].frame_id(), got[i - 1].frame_id() + 1) << "no frame skipped";
   }
-  EXPECT_GE(FusionMetric("qv2x_fusion_missing_messages_total", 1) - missing0[1], 6)
+  // Counted before its frame is published: at least every frame seen without agent 1.
+  const auto without_1 = std::count_if(got.begin(), got.end(), [](const v1::DetectionFrame& f) {
+    return AgentsOf(f).count(1) == 0;
+  });
+  EXPECT_GE(FusionMetric("qv2x_fusion_missing_messages_total", 1), without_1)
       << "each frame fused without agent 1 is counted against it";
   for (int id : {0, -1}) {
     EXPECT_EQ(FusionMetric("qv2x_fusion_missing_messages_total", id), missing0[id])
@@ -91,14 +96,15 @@ TEST_F(FaultsTest, StalledAgentIsCountedAndRejoinsAtTheCurrentFrameWhenRestarted
     EXPECT_EQ(AgentsOf(got[i]), std::set<int>({0, 1, -1})) << "frame " << got[i].frame_id();
   }
   // Before its first notice a lock-step agent sends at most ahead + 1 = 2 frames, which the
-  // fusion service counts late: the only cost of starting at frame 0.
-  EXPECT_LE(FusionMetric("qv2x_fusion_late_messages_total", 1) - late_before, 2);
+  // fusion service counts late, and the frame after the notice can close while it is
+  // encoded: the cost of starting at frame 0 (the stream does not say where the scene is).
+  EXPECT_LE(FusionMetric("qv2x_fusion_late_messages_total", 1) - late_before, 3);
 }
 
-// The fusion service dies (SIGKILL) for 12 s: the agents retry with back-off instead of
-// spinning, hold at most two unclosed frames, their memory stays flat, and fused frames
-// resume with every agent once it is back on the same port.
-TEST_F(FaultsTest, KilledFusionAgentsBackOffStayBoundedAndFramesResume) {
+// The fusion service dies (SIGKILL) for `window_s` + 2 seconds: the agents retry with
+// back-off instead of spinning, hold at most two unclosed frames, their memory stays flat,
+// and fused frames resume with every agent once it is back on the same port.
+void FaultsTest::FusionDownFor(int window_s) {
   const int port = qv2x::testing::FreePort();
   StartFusion(port);
   for (int id : qv2x::testing::kTinyAgents) StartAgent(id);
@@ -117,10 +123,10 @@ TEST_F(FaultsTest, KilledFusionAgentsBackOffStayBoundedAndFramesResume) {
                   SumOf(m, "qv2x_agent_in_flight_frames"), SumOf(m, "qv2x_agent_connected"),
                   qv2x::testing::ResidentBytes(agents_[id]->pid())};
   };
-  std::map<int, Sample> before, after;
+  std::map<int, Sample> before;
   for (int id : qv2x::testing::kTinyAgents) before[id] = sample(id);
   std::map<int, int64_t> rss_max;
-  for (int s = 0; s < 10; ++s) {
+  for (int s = 0; s < window_s; ++s) {
     std::this_thread::sleep_for(std::chrono::seconds(1));
     for (int id : qv2x::testing::kTinyAgents) {
       rss_max[id] = std::max(rss_max[id], qv2x::testing::ResidentBytes(agents_[id]->pid()));
@@ -128,18 +134,19 @@ TEST_F(FaultsTest, KilledFusionAgentsBackOffStayBoundedAndFramesResume) {
     }
   }
   for (int id : qv2x::testing::kTinyAgents) {
-    after[id] = sample(id);
-    const Sample &b = before[id], &a = after[id];
-    std::cout << "agent " << id << ": fusion down 12 s, RSS " << b.rss << " -> " << a.rss
-              << " (max " << rss_max[id] << ") bytes, failed connects " << a.failures - b.failures
-              << " in 10 s, in flight " << a.in_flight << "\n";
+    const Sample &b = before[id], a = sample(id);
+    std::cout << "agent " << id << ": fusion down " << window_s + 2 << " s, RSS " << b.rss << " -> "
+              << a.rss << " (max " << rss_max[id] << ") bytes, failed connects "
+              << a.failures - b.failures << " in " << window_s << " s, in flight " << a.in_flight
+              << "\n";
     EXPECT_EQ(a.connected, 0) << "agent " << id;
     ASSERT_GT(b.rss, 0);
     // Idle while disconnected: nothing is encoded or queued, so nothing should grow.
     EXPECT_LE(rss_max[id], b.rss + (4 << 20)) << "agent " << id << " grew while fusion was down";
-    // Back-off doubles from 0.1 s to 2 s: a handful of attempts in 10 s, not 100.
-    EXPECT_GE(a.failures - b.failures, 3) << "agent " << id << " stopped retrying";
-    EXPECT_LE(a.failures - b.failures, 12) << "agent " << id << " retries without back-off";
+    // Back-off doubles from 0.1 s to 2 s: one attempt per 2 s once settled, not 10 per s.
+    EXPECT_GE(a.failures - b.failures, window_s / 4) << "agent " << id << " stopped retrying";
+    EXPECT_LE(a.failures - b.failures, window_s / 2 + 7)
+        << "agent " << id << " retries without back-off";
     EXPECT_TRUE(agents_[id]->Running()) << agents_[id]->Log();
   }
 
@@ -154,6 +161,11 @@ TEST_F(FaultsTest, KilledFusionAgentsBackOffStayBoundedAndFramesResume) {
     EXPECT_EQ(AgentMetric(id, "qv2x_agent_connected"), 1) << "agent " << id;
   }
 }
+
+TEST_F(FaultsTest, KilledFusionAgentsBackOffStayBoundedAndFramesResume) { FusionDownFor(10); }
+
+// The same for two minutes (ctest -L slow): RSS and retries over a longer outage.
+TEST_F(FaultsTest, SlowFusionDownForTwoMinutes) { FusionDownFor(120); }
 
 struct BadFile {
   BadModelFile kind;

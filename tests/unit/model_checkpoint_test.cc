@@ -167,6 +167,30 @@ TEST_F(CheckpointTest, BadFilesAreErrorsNotCrashes) {
   EXPECT_THAT(ReadCheckpoint(Path("list.pth")).status().message(), HasSubstr("expected a dict"));
 }
 
+// LibTorch's reader checks no CRC: a flipped bit would load silently. ParseCheckpoint
+// refuses it naming the tensor, and refuses a cut file as incomplete.
+TEST_F(CheckpointTest, CorruptOrTruncatedFilesAreRefusedNamingTheDamage) {
+  Detector m = Build(TinyConfig(true), 1);
+  auto bytes = SerializeCheckpoint(*m, {});
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  for (size_t n : {size_t{0}, size_t{100}, bytes->size() / 2, bytes->size() - 1}) {
+    const absl::Status st = ParseCheckpoint(bytes->substr(0, n)).status();
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << n;
+    EXPECT_THAT(st.message(), HasSubstr("not a complete ZIP archive")) << n;
+  }
+  const torch::Tensor w = m->ego_fusion()->cls_head->weight.detach().contiguous();
+  const std::string raw(static_cast<const char*>(w.data_ptr()), w.nbytes());
+  const size_t at = bytes->find(raw);
+  ASSERT_NE(at, std::string::npos);
+  std::string flipped = *bytes;
+  flipped[at + raw.size() / 2] ^= 0x10;
+  const absl::Status st = ParseCheckpoint(flipped).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(st.message(), HasSubstr("tensor cls_head.weight: record archive/data/"));
+  EXPECT_THAT(st.message(), HasSubstr("fails its CRC-32 check"));
+  EXPECT_TRUE(ParseCheckpoint(*bytes).ok());
+}
+
 TEST_F(CheckpointTest, InitialCheckpointIsSeeded) {
   StageConfig cfg = TinyConfig(true);
   cfg.source_yaml = "tiny: yes\n";
