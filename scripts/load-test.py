@@ -31,6 +31,7 @@ import time
 
 import yaml  # python3-yaml (scripts/install-deps.sh)
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "load"))
 import metrics  # noqa: E402
 import procs  # noqa: E402

@@ -6,6 +6,7 @@ import sys
 import unittest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(REPO, "scripts/load"))
 from metrics import Sample, bucket_delta, quantile  # noqa: E402
 from report import accounting, exact_latency  # noqa: E402
