@@ -67,8 +67,10 @@ TEST(FreezingTest, Stage2TrainsOnlyTheCodebookAndLeavesEverythingElseBitExact) {
   }
   int frozen = 0, moved = 0;
   for (const auto& [name, t] : StateDict(*model)) {
+    // A copy for the lambda: clang refuses to capture a structured binding before C++20.
+    const std::string key = name;
     const auto it =
-        std::find_if(before.begin(), before.end(), [&](const auto& b) { return b.first == name; });
+        std::find_if(before.begin(), before.end(), [&](const auto& b) { return b.first == key; });
     ASSERT_NE(it, before.end()) << name;
     if (name.rfind("codebook.", 0) == 0) {
       moved += torch::equal(t, it->second) ? 0 : 1;
