@@ -11,6 +11,7 @@
 #include "prometheus/histogram.h"
 #include "qv2x/v1/features.grpc.pb.h"
 #include "services/log.h"
+#include "services/tls_credentials.h"
 #include "services/status_convert.h"
 
 namespace qv2x::agent {
@@ -483,8 +484,9 @@ grpc::Status AgentRunner::LoadModel(grpc::ServerContext* ctx, const v1::LoadMode
 }
 
 absl::StatusOr<std::set<std::string>> AgentRunner::FusionCodebooks() const {
+  // The same credentials as the feature stream (TLS, its certificate, the token).
   auto stub = v1::Fusion::NewStub(
-      grpc::CreateChannel(options_.fusion_address, grpc::InsecureChannelCredentials()));
+      services::NewChannel(options_.fusion_address, services::ProcessClientSecurity()));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   v1::FusionStatus status;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "services/eval_proto.h"
 #include "services/log.h"
+#include "services/model_paths.h"
 #include "services/status_convert.h"
 
 namespace qv2x::fusion {
@@ -585,12 +586,21 @@ void FusionService::CodebooksChanged() {
 grpc::Status FusionService::LoadModel(grpc::ServerContext* ctx,
                                       const v1::FusionLoadModelRequest* request,
                                       v1::FusionStatus* response) {
-  // Loads on this RPC thread; frames keep fusing on the old model meanwhile.
-  absl::StatusOr<ModelLoad> load =
-      engine_->LoadModel(request->checkpoint(), request->int8_artifact());
+  services::ModelPaths paths{request->checkpoint(), request->int8_artifact()};
+  absl::StatusOr<ModelLoad> load = [&]() -> absl::StatusOr<ModelLoad> {
+    if (!options_.artifacts_dir.empty()) {
+      absl::StatusOr<services::ModelPaths> confined = services::ConfineModelPaths(
+          options_.artifacts_dir, request->checkpoint(), request->int8_artifact());
+      if (!confined.ok()) return confined.status();
+      paths = *std::move(confined);
+    }
+    // Loads on this RPC thread; frames keep fusing on the old model meanwhile.
+    return engine_->LoadModel(paths.checkpoint, paths.int8_artifact);
+  }();
   if (!load.ok()) {
     metrics_->model_loads.Add({{"outcome", "error"}}).Increment();
-    services::LogWarning(absl::StrCat("fusion: LoadModel ", request->checkpoint(),
+    services::LogWarning(absl::StrCat("fusion: LoadModel ",
+                                      services::ClipForLog(request->checkpoint(), 200),
                                       " refused: ", load.status().message()));
     return services::ToGrpc(load.status());
   }
@@ -598,8 +608,8 @@ grpc::Status FusionService::LoadModel(grpc::ServerContext* ctx,
   metrics_->model_loads.Add({{"outcome", "ok"}}).Increment();
   metrics_->model_generation.Set(static_cast<double>(load->generation));
   services::LogInfo(absl::StrCat(
-      "fusion: model ", request->checkpoint(),
-      request->int8_artifact().empty() ? "" : absl::StrCat(" + ", request->int8_artifact()),
+      "fusion: model ", paths.checkpoint,
+      paths.int8_artifact.empty() ? "" : absl::StrCat(" + ", paths.int8_artifact),
       " (generation ", load->generation, "), codebook ", load->digest,
       load->digest == load->previous_digest
           ? " (unchanged)"

@@ -35,6 +35,9 @@ struct FusionOptions {
   int64_t max_capture_age_ns = 60'000'000'000;
   size_t watcher_queue = 256;  // frames buffered per slow watcher before the oldest go
   size_t stream_queue = 1024;  // replies waiting on an agent that does not read them
+  // LoadModel's paths must lie inside this folder (`..`, absolute paths elsewhere and
+  // symlinks out are refused); empty: any path this process can read.
+  std::string artifacts_dir;
   // Whether the peer of a feature stream may speak for `agent_id` (e.g. the id in its TLS
   // certificate); called once per stream, on its first message. Empty: every peer may. A
   // refusal is counted (reason "identity") and ends the stream with its status.

@@ -39,6 +39,8 @@ ABSL_FLAG(int, max_frames_ahead, 100,
           "refuse frame ids further ahead of the last closed frame (plus the scene clock since)");
 ABSL_FLAG(int, max_capture_ahead_ms, 5000, "refuse capture times this far ahead of our clock");
 ABSL_FLAG(int, max_capture_age_ms, 60000, "refuse capture times older than this");
+ABSL_FLAG(std::string, artifacts, "",
+          "LoadModel reads model files from inside this folder only (empty: any path)");
 ABSL_FLAG(std::string, port_file, "",
           "write \"<grpc port> <metrics port>\" here once serving (for port 0)");
 
@@ -46,6 +48,7 @@ namespace {
 
 int Run() {
   using qv2x::services::LogError;
+  using qv2x::services::LogWarning;
   absl::StatusOr<qv2x::sim::SceneConfig> scene =
       qv2x::sim::LoadSceneConfig(absl::GetFlag(FLAGS_scene));
   if (!scene.ok()) {
@@ -94,6 +97,10 @@ int Run() {
       std::chrono::milliseconds(absl::GetFlag(FLAGS_startup_grace_ms));
   options.max_message_bytes = absl::GetFlag(FLAGS_max_feature_bytes);
   options.max_decoded_bytes = absl::GetFlag(FLAGS_max_decoded_bytes);
+  options.artifacts_dir = absl::GetFlag(FLAGS_artifacts);
+  if (options.artifacts_dir.empty()) {
+    LogWarning("no --artifacts: LoadModel reads any path this process can read");
+  }
   options.assembler.max_frames_ahead = absl::GetFlag(FLAGS_max_frames_ahead);
   options.assembler.rate_hz = scene->rate_hz;
   options.max_capture_ahead_ns = absl::GetFlag(FLAGS_max_capture_ahead_ms) * int64_t{1'000'000};

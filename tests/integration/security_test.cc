@@ -121,7 +121,7 @@ class SecurityTest : public ::testing::Test {
 
     fusion_ = Start("fusion", Bin("qv2x-fusion"),
                     {absl::StrCat("--scene=", kScene), absl::StrCat("--config=", kConfig),
-                     "--deadline_ms=1000"},
+                     "--deadline_ms=1000", "--artifacts=" + *artifacts_},
                     &fusion_ports_)
                   .release();
     ASSERT_NE(fusion_, nullptr);
@@ -448,6 +448,30 @@ TEST_F(SecurityTest, ModelPathsStayInsideTheArtifactsFolder) {
     EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
     EXPECT_EQ(st.error_message().rfind(field + ":", 0), 0u) << st.error_message();
   }
+  // Fusion's LoadModel the same way; its model stays the one it had.
+  auto fusion = v1::Fusion::NewStub(Channel(fusion_ports_.grpc, "client", Token()));
+  v1::FusionStatus before;
+  ASSERT_TRUE(FusionStatus(Channel(fusion_ports_.grpc, "client"), &before).ok());
+  for (const auto& [ckpt, int8, field] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"../outside.pth", "", "checkpoint"},
+           {"link.pth", "", "checkpoint"},
+           {"broken.pth", "/etc/hostname", "int8_artifact"}}) {
+    SCOPED_TRACE(ckpt + int8);
+    grpc::ClientContext ctx;
+    v1::FusionLoadModelRequest req;
+    req.set_checkpoint(ckpt);
+    req.set_int8_artifact(int8);
+    v1::FusionStatus status;
+    grpc::Status st = fusion->LoadModel(&ctx, req, &status);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_EQ(st.error_message().rfind(field + ":", 0), 0u) << st.error_message();
+  }
+  v1::FusionStatus after;
+  ASSERT_TRUE(FusionStatus(Channel(fusion_ports_.grpc, "client"), &after).ok());
+  EXPECT_EQ(after.model_generation(), before.model_generation());
+  EXPECT_EQ(after.checkpoint(), before.checkpoint());
+
   // Inside the folder the path reaches the loader, which judges the file itself.
   std::ofstream(*artifacts_ + "/broken.pth") << "not a model";
   grpc::Status inside = load("broken.pth", "");

@@ -155,6 +155,7 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
                  absl::StrCat("--threads=", c.fusion_threads),
                  "--agents=" + absl::StrJoin(l->agent_ids_, ","),
                  absl::StrCat("--max_cav=", options.max_cav),
+                 "--artifacts=" + c.trainer.artifacts,
                  "--port_file=" + fusion.port_file};
   for (std::string& a : l->SecurityArgs("fusion")) fusion.argv.push_back(std::move(a));
   l->children_.push_back(std::move(fusion));
