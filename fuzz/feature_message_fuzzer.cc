@@ -93,7 +93,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   QV2X_FUZZ_CHECK(assembler.Add(std::move(received)) == qv2x::fusion::AddResult::kAccepted,
                   "the first message of a fresh assembler");
   const auto closed = assembler.TakeDue(start + ao.startup_grace + ao.deadline);
-  QV2X_FUZZ_CHECK(closed.size() == 1 && closed[0].frame_id == frame && closed[0].messages.size() == 1,
-                  "the frame closes at its deadline with the message");
+  QV2X_FUZZ_CHECK(
+      closed.size() == 1 && closed[0].frame_id == frame && closed[0].messages.size() == 1,
+      "the frame closes at its deadline with the message");
   return 0;
 }

@@ -6,13 +6,12 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define QV2X_FUZZ_CHECK(cond, what)                                                         \
-  do {                                                                                      \
-    if (!(cond)) {                                                                          \
-      std::fprintf(stderr, "%s:%d: invariant broken: %s (%s)\n", __FILE__, __LINE__, #cond, \
-                   what);                                                                   \
-      std::abort();                                                                         \
-    }                                                                                       \
+#define QV2X_FUZZ_CHECK(cond, what)                                                                \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      std::fprintf(stderr, "%s:%d: invariant broken: %s (%s)\n", __FILE__, __LINE__, #cond, what); \
+      std::abort();                                                                                \
+    }                                                                                              \
   } while (0)
 
 #endif  // QV2X_FUZZ_FUZZ_CHECK_H_

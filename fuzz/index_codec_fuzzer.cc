@@ -66,10 +66,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<int32_t> indices(grid.cells());
   for (size_t i = 0; i < indices.size(); ++i) {
     const size_t j = 2 * i;
-    const int32_t raw = j + 1 < in.payload.size()
-                            ? static_cast<uint8_t>(in.payload[j]) |
-                                  static_cast<uint8_t>(in.payload[j + 1]) << 8
-                            : static_cast<int32_t>(i);
+    const int32_t raw = j + 1 < in.payload.size() ? static_cast<uint8_t>(in.payload[j]) |
+                                                        static_cast<uint8_t>(in.payload[j + 1]) << 8
+                                                  : static_cast<int32_t>(i);
     indices[i] = raw % static_cast<int32_t>(grid.dict_size);
   }
   RoundTrip(indices, grid, level);

@@ -5,9 +5,9 @@
 #include <cstdint>
 #include <string>
 
+#include "core/model/runtime_model.h"
 #include "core/quant/int8_artifact.h"
 #include "core/quant/int8_runtime.h"
-#include "core/model/runtime_model.h"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   qv2x::SetIntraOpThreads(1);

@@ -170,7 +170,8 @@ absl::Status Run(const fs::path& out) {
     a.layers.erase(std::next(a.layers.begin(), 2), a.layers.end());
     a.fp32.clear();
     QV2X_ASSIGN_OR_RETURN(bytes, quant::SerializeInt8Artifact(a));
-    QV2X_RETURN_IF_ERROR(corpus.Write("int8_artifact", absl::StrCat("tiny_w", bits, "_2_layers.int8"), bytes));
+    QV2X_RETURN_IF_ERROR(
+        corpus.Write("int8_artifact", absl::StrCat("tiny_w", bits, "_2_layers.int8"), bytes));
   }
   CheckpointMeta meta;
   meta.model = model.cfg.model.core_method;
@@ -202,15 +203,15 @@ absl::Status Run(const fs::path& out) {
           corpus.Write("opv2v_yaml", stem + ".yaml", Opv2vAgentYaml(frames[fi], a)));
       for (agent::Precision p : {agent::Precision::kFp32, agent::Precision::kInt8}) {
         QV2X_ASSIGN_OR_RETURN(agent::EncodedSweep enc, encoder->Encode(a.points, p));
-        for (codec::IndexEncoding e : {codec::IndexEncoding::kBitpack, codec::IndexEncoding::kZstd}) {
+        for (codec::IndexEncoding e :
+             {codec::IndexEncoding::kBitpack, codec::IndexEncoding::kZstd}) {
           QV2X_ASSIGN_OR_RETURN(codec::EncodedIndices coded,
                                 codec::EncodeIndices(enc.indices, enc.grid, {e, 3}));
           const std::string name =
               absl::StrCat(stem, "_", agent::PrecisionName(p), "_", codec::EncodingName(e));
           QV2X_RETURN_IF_ERROR(
               corpus.Write("index_codec", name + ".bin", IndexCodecSeed(enc.grid, coded)));
-          const v1::FeatureMessage msg =
-              Message(a, fi, enc, coded, encoder->codebook_digest(), p);
+          const v1::FeatureMessage msg = Message(a, fi, enc, coded, encoder->codebook_digest(), p);
           QV2X_RETURN_IF_ERROR(
               corpus.Write("feature_message", name + ".pb", msg.SerializeAsString()));
         }

@@ -37,8 +37,8 @@ void FixZipCrcs(uint8_t* data, size_t size) {
     if (at > size || size - at < kCentral || Le(data + at, 4) != 0x02014b50) return;
     const uint64_t method = Le(data + at + 10, 2), packed = Le(data + at + 20, 4),
                    local = Le(data + at + 42, 4);
-    const uint64_t next = at + kCentral + Le(data + at + 28, 2) + Le(data + at + 30, 2) +
-                          Le(data + at + 32, 2);
+    const uint64_t next =
+        at + kCentral + Le(data + at + 28, 2) + Le(data + at + 30, 2) + Le(data + at + 32, 2);
     if (local <= size && size - local >= kLocal && method == 0) {
       const uint64_t start = local + kLocal + Le(data + local + 26, 2) + Le(data + local + 28, 2);
       if (start <= size && packed <= size - start) {

@@ -1,10 +1,14 @@
 #include "core/model/checkpoint_pickle.h"
 
+#include <caffe2/serialize/versions.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -27,39 +31,32 @@ struct Op {
   int size = 0;
 };
 
-// Every opcode of pickle protocols 0-5: a superset of what LibTorch's unpickler accepts,
-// so nothing it would read is refused here.
+// Every opcode of pickle protocols 0-5 (a superset of what LibTorch's unpickler accepts,
+// so nothing it would read is refused here), by argument layout.
+struct Family {
+  std::string_view codes;
+  Op op;
+};
+constexpr Family kFamilies[] = {
+    {"(.012NRabd}el]ost)uQ\x81\x85\x86\x87\x88\x89\x8f\x90\x91\x92\x93\x94\x97\x98",
+     {Arg::kNone, 0}},
+    {"Khq\x80\x82", {Arg::kFixed, 1}},
+    {"M\x83", {Arg::kFixed, 2}},
+    {"Jjr\x84", {Arg::kFixed, 4}},
+    {"G", {Arg::kFixed, 8}},
+    {"UC\x8c\x8a", {Arg::kLength, 1}},
+    {"TXB\x8b", {Arg::kLength, 4}},
+    {"\x8d\x8e\x96", {Arg::kLength, 8}},
+    {"\x95", {Arg::kFrame, 8}},
+    {"ILFSVPgp", {Arg::kLine, 0}},
+    {"ci", {Arg::kTwoLines, 0}},
+};
+
 Op OpOf(uint8_t code) {
-  switch (code) {
-    case '(': case '.': case '0': case '1': case '2': case 'N': case 'R': case 'a':
-    case 'b': case 'd': case '}': case 'e': case 'l': case ']': case 'o': case 's':
-    case 't': case ')': case 'u': case 'Q': case 0x81: case 0x85: case 0x86: case 0x87:
-    case 0x88: case 0x89: case 0x8f: case 0x90: case 0x91: case 0x92: case 0x93:
-    case 0x94: case 0x97: case 0x98:
-      return {Arg::kNone, 0};
-    case 0x80: case 'K': case 'h': case 'q': case 0x82:
-      return {Arg::kFixed, 1};
-    case 'M': case 0x83:
-      return {Arg::kFixed, 2};
-    case 'J': case 'j': case 'r': case 0x84:
-      return {Arg::kFixed, 4};
-    case 'G':
-      return {Arg::kFixed, 8};
-    case 'U': case 0x8c: case 'C': case 0x8a:
-      return {Arg::kLength, 1};
-    case 'T': case 'X': case 'B': case 0x8b:
-      return {Arg::kLength, 4};
-    case 0x8d: case 0x8e: case 0x96:
-      return {Arg::kLength, 8};
-    case 0x95:
-      return {Arg::kFrame, 8};
-    case 'I': case 'L': case 'F': case 'S': case 'V': case 'P': case 'g': case 'p':
-      return {Arg::kLine, 0};
-    case 'c': case 'i':
-      return {Arg::kTwoLines, 0};
-    default:
-      return {};
+  for (const Family& f : kFamilies) {
+    if (f.codes.find(static_cast<char>(code)) != std::string_view::npos) return f.op;
   }
+  return {};
 }
 
 uint64_t Le(std::string_view b, uint64_t at, int n) {
@@ -68,14 +65,21 @@ uint64_t Le(std::string_view b, uint64_t at, int n) {
   return v;
 }
 
-bool Has(std::string_view b, uint64_t at, uint64_t n) { return at <= b.size() && n <= b.size() - at; }
+bool Has(std::string_view b, uint64_t at, uint64_t n) {
+  return at <= b.size() && n <= b.size() - at;
+}
 
 absl::Status BadArchive(const std::string& why) {
   return absl::InvalidArgumentError(absl::StrCat("archive: ", why));
 }
 
-// The stored bytes of the record whose name ends in "/data.pkl" (or is "data.pkl").
-absl::StatusOr<std::string_view> PickleRecord(std::string_view b) {
+// The records LibTorch's reader looks up (by name, case-insensitively, under the folder of
+// the first record): every copy of the pickle and of the version.
+struct Layout {
+  std::vector<std::string_view> pickles, versions;
+};
+
+absl::StatusOr<Layout> ReadLayout(std::string_view b) {
   constexpr uint64_t kEnd = 22, kLocator = 20, kZip64End = 56, kCentral = 46, kLocal = 30;
   if (b.size() < kEnd) return BadArchive("too short");
   std::optional<uint64_t> end;
@@ -94,39 +98,69 @@ absl::StatusOr<std::string_view> PickleRecord(std::string_view b) {
     entries = Le(b, z + 32, 8);
     dir = Le(b, z + 48, 8);
   }
+  Layout out;
+  std::string folder;  // "<first record's folder>/", lower case
   uint64_t at = dir;
   for (uint64_t i = 0; i < entries; ++i) {
     if (!Has(b, at, kCentral) || Le(b, at, 4) != 0x02014b50) return BadArchive("directory");
     const uint64_t name_len = Le(b, at + 28, 2), extra_len = Le(b, at + 30, 2);
     if (!Has(b, at + kCentral, name_len + extra_len)) return BadArchive("directory");
-    const std::string_view name = b.substr(at + kCentral, name_len);
-    constexpr std::string_view kPickle = "/data.pkl";
-    if (name == kPickle.substr(1) ||
-        (name.size() > kPickle.size() && name.substr(name.size() - kPickle.size()) == kPickle)) {
-      uint64_t size = Le(b, at + 24, 4), packed = Le(b, at + 20, 4), local = Le(b, at + 42, 4);
-      // ZIP64 extra field: the 8-byte values of the fields that overflowed, in this order.
-      for (uint64_t e = at + kCentral + name_len; e + 4 <= at + kCentral + name_len + extra_len;) {
-        const uint64_t id = Le(b, e, 2), len = Le(b, e + 2, 2);
-        uint64_t f = e + 4;
-        if (id == 0x0001) {
-          for (uint64_t* v : {&size, &packed, &local}) {
-            if (*v != 0xFFFFFFFF || f + 8 > e + 4 + len || !Has(b, f, 8)) continue;
-            *v = Le(b, f, 8);
-            f += 8;
-          }
+    const std::string name = absl::AsciiStrToLower(std::string(b.substr(at + kCentral, name_len)));
+    if (i == 0) {
+      const size_t slash = name.find('/');
+      if (slash == std::string::npos) return BadArchive("the first record is in no folder");
+      folder = name.substr(0, slash + 1);
+    }
+    uint64_t size = Le(b, at + 24, 4), packed = Le(b, at + 20, 4), local = Le(b, at + 42, 4);
+    // ZIP64 extra field: the 8-byte values of the fields that overflowed, in this order.
+    for (uint64_t e = at + kCentral + name_len; e + 4 <= at + kCentral + name_len + extra_len;) {
+      const uint64_t id = Le(b, e, 2), len = Le(b, e + 2, 2);
+      uint64_t f = e + 4;
+      if (id == 0x0001) {
+        for (uint64_t* v : {&size, &packed, &local}) {
+          if (*v != 0xFFFFFFFF || f + 8 > e + 4 + len || !Has(b, f, 8)) continue;
+          *v = Le(b, f, 8);
+          f += 8;
         }
-        e += 4 + len;
       }
-      if (packed != size) return BadArchive("the pickle record is compressed");
-      if (Le(b, at + 10, 2) != 0) return BadArchive("the pickle record is compressed");
-      if (!Has(b, local, kLocal)) return BadArchive("pickle record header");
-      const uint64_t data = local + kLocal + Le(b, local + 26, 2) + Le(b, local + 28, 2);
-      if (!Has(b, data, size)) return BadArchive("the pickle record runs past the end");
-      return b.substr(data, size);
+      e += 4 + len;
+    }
+    // LibTorch writes every record stored; its reader allocates a compressed record's
+    // declared size, however small the file, before inflating it.
+    if (Le(b, at + 10, 2) != 0 || packed != size) {
+      return BadArchive(absl::StrCat("record ", name.substr(0, 64), " is compressed"));
+    }
+    if (!Has(b, local, kLocal)) return BadArchive("record header out of bounds");
+    const uint64_t data = local + kLocal + Le(b, local + 26, 2) + Le(b, local + 28, 2);
+    if (!Has(b, data, size)) return BadArchive("record runs past the end");
+    if (name == folder + "data.pkl") out.pickles.push_back(b.substr(data, size));
+    if (name == folder + "version" || name == folder + ".data/version") {
+      out.versions.push_back(b.substr(data, size));
     }
     at += kCentral + name_len + extra_len + Le(b, at + 32, 2);
   }
-  return BadArchive("no data.pkl record");
+  return out;
+}
+
+// LibTorch's reader refuses a missing or unsupported version from inside its constructor,
+// which leaks the ZIP reader's state (LibTorch 1.13): such a file is refused here first.
+absl::Status CheckVersion(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size() && absl::ascii_isspace(static_cast<unsigned char>(text[i]))) ++i;
+  uint64_t v = 0;
+  size_t digits = 0;
+  for (; i < text.size() && absl::ascii_isdigit(static_cast<unsigned char>(text[i])) && digits < 6;
+       ++i, ++digits) {
+    v = v * 10 + (text[i] - '0');
+  }
+  if (digits == 0 || v < caffe2::serialize::kMinSupportedFileFormatVersion ||
+      v > caffe2::serialize::kMaxSupportedFileFormatVersion) {
+    return BadArchive(absl::StrCat("version \"", std::string(text.substr(0, 16)),
+                                   "\" is not one LibTorch reads (",
+                                   caffe2::serialize::kMinSupportedFileFormatVersion, " to ",
+                                   caffe2::serialize::kMaxSupportedFileFormatVersion, ")"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -177,9 +211,17 @@ absl::Status CheckPickle(std::string_view p) {
 }
 
 absl::Status CheckArchivePickle(std::string_view archive) {
-  absl::StatusOr<std::string_view> pickle = PickleRecord(archive);
-  if (!pickle.ok()) return pickle.status();
-  return CheckPickle(*pickle);
+  absl::StatusOr<Layout> layout = ReadLayout(archive);
+  if (!layout.ok()) return layout.status();
+  if (layout->pickles.empty()) return BadArchive("no data.pkl record");
+  if (layout->versions.empty()) return BadArchive("no version record");
+  for (std::string_view v : layout->versions) {
+    if (absl::Status st = CheckVersion(v); !st.ok()) return st;
+  }
+  for (std::string_view p : layout->pickles) {
+    if (absl::Status st = CheckPickle(p); !st.ok()) return st;
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace qv2x
