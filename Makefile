@@ -48,7 +48,10 @@ FUZZ_SECONDS ?= 30
 FUZZ_RUNS ?= 1000000
 TSAN_TESTS ?= ^(fusion_frame_assembler_test|cluster_rpc_test)$$
 TSAN_TARGETS ?= fusion_frame_assembler_test cluster_rpc_test
-SAN_CMAKE = cmake -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+# Not run under ASan: load_short's check that resident memory stays flat, which ASan's
+# quarantine of freed memory (256 MiB a process) defeats by design.
+ASAN_EXCLUDE ?= ^load_short$$
+SAN_CMAKE = cmake -G Ninja -DCMAKE_CXX_COMPILER=clang++ \
 	-DQV2X_BUILD_BENCH=OFF "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -gline-tables-only -DNDEBUG"
 # Sanitizer builds yield the CPU to ordinary builds on a shared machine.
 SAN_NICE ?= nice -n 10
@@ -66,7 +69,7 @@ $(TSAN_DIR)/build.ninja:
 test-sanitize: sanitize-deps $(ASAN_DIR)/build.ninja
 	$(SAN_NICE) cmake --build $(ASAN_DIR) -j $(JOBS)
 	QV2X_SANITIZER=address,undefined . sanitizers/options.sh && cd $(ASAN_DIR) && \
-	  ctest $(CTEST_FLAGS) -j $(JOBS) -LE 'gpu|slow'
+	  ctest $(CTEST_FLAGS) -j $(JOBS) -LE 'gpu|slow' -E '$(ASAN_EXCLUDE)'
 
 test-tsan: sanitize-deps $(TSAN_DIR)/build.ninja
 	$(SAN_NICE) cmake --build $(TSAN_DIR) -j $(JOBS) --target $(TSAN_TARGETS)

@@ -26,4 +26,6 @@ case "${QV2X_SANITIZER:-}" in
     return 2 2>/dev/null || exit 2
     ;;
 esac
+# Exported, so that a test can tell it runs under a sanitizer.
+export QV2X_SANITIZER
 unset _qv2x_san_dir
