@@ -33,10 +33,6 @@ const char* FramePrecision(const v1::DetectionFrame& f) {
 
 }  // namespace
 
-struct FusionService::Watcher {
-  std::deque<v1::DetectionFrame> queue;
-};
-
 struct FusionService::Metrics {
   Family<Counter>& received_bytes;
   Family<Counter>& fp32_bytes;
@@ -53,6 +49,9 @@ struct FusionService::Metrics {
   Histogram& agents_per_frame;
   Family<Histogram>& message_bytes;
   Family<Gauge>& connected;
+  Family<Gauge>& open_streams;
+  Gauge& open_feature_streams;
+  Gauge& open_watchers;
   Counter& watcher_dropped;
   Family<Gauge>& ap;
   Gauge& codebooks_held;
@@ -121,6 +120,14 @@ struct FusionService::Metrics {
                       .Name("qv2x_fusion_connected_agents")
                       .Help("Agents with an open feature stream")
                       .Register(r)),
+        open_streams(prometheus::BuildGauge()
+                         .Name("qv2x_fusion_open_streams")
+                         .Help("Open calls of the streaming RPCs, whether or not they ever "
+                               "sent anything")
+                         .Register(r)),
+        open_feature_streams(open_streams.Add({{"rpc", "StreamFeatures"}})),
+        open_watchers(open_streams.Add({{"rpc", "WatchDetections"}})),
+
         watcher_dropped(prometheus::BuildCounter()
                             .Name("qv2x_fusion_watcher_dropped_frames_total")
                             .Help("Detection frames a slow WatchDetections subscriber missed")
@@ -209,6 +216,7 @@ void FusionService::Stop() {
     for (FeatureStream* s : streams_) {
       s->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "fusion is shutting down"));
     }
+    for (DetectionWatch* w : watchers_) w->End(grpc::Status::OK);
   }
   cv_.notify_all();
   {
@@ -236,6 +244,7 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* FusionService::Stre
   } else {
     streams_.insert(stream);
   }
+  metrics_->open_feature_streams.Set(static_cast<double>(streams_.size()));
   return stream;
 }
 
@@ -350,6 +359,7 @@ void FusionService::OnDone(FeatureStream& stream) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     streams_.erase(&stream);
+    metrics_->open_feature_streams.Set(static_cast<double>(streams_.size()));
     if (stream.linked) AgentLink(*stream.agent, -1);
   }
   cv_.notify_all();  // frames waiting on this agent may be due now
@@ -372,14 +382,9 @@ void FusionService::NotifyClosed(uint64_t frame_id) {
 
 void FusionService::Publish(const v1::DetectionFrame& frame) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& w : watchers_) {
-    if (w->queue.size() >= options_.watcher_queue) {
-      w->queue.pop_front();
-      metrics_->watcher_dropped.Increment();
-    }
-    w->queue.push_back(frame);
+  for (DetectionWatch* w : watchers_) {
+    if (w->Push(frame) > 0) metrics_->watcher_dropped.Increment();
   }
-  cv_.notify_all();
 }
 
 void FusionService::FuseLoop() {
@@ -518,25 +523,21 @@ void FusionService::ScoreLoop() {
   }
 }
 
-grpc::Status FusionService::WatchDetections(grpc::ServerContext* ctx, const v1::WatchRequest*,
-                                            grpc::ServerWriter<v1::DetectionFrame>* writer) {
-  auto w = std::make_shared<Watcher>();
-  std::unique_lock<std::mutex> lock(mu_);
-  watchers_.insert(w);
-  while (!stopping_ && !ctx->IsCancelled()) {
-    if (w->queue.empty()) {
-      cv_.wait_for(lock, std::chrono::milliseconds(200));
-      continue;
-    }
-    v1::DetectionFrame f = std::move(w->queue.front());
-    w->queue.pop_front();
-    lock.unlock();
-    const bool ok = writer->Write(f);
-    lock.lock();
-    if (!ok) break;
+grpc::ServerWriteReactor<v1::DetectionFrame>* FusionService::WatchDetections(
+    grpc::CallbackServerContext*, const v1::WatchRequest*) {
+  auto* w = new DetectionWatch(options_.watcher_queue, [this](DetectionWatch* done) {
+    std::lock_guard<std::mutex> lock(mu_);
+    watchers_.erase(done);
+    metrics_->open_watchers.Set(static_cast<double>(watchers_.size()));
+  });
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) {
+    w->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "fusion is shutting down"));
+  } else {
+    watchers_.insert(w);
   }
-  watchers_.erase(w);
-  return grpc::Status::OK;
+  metrics_->open_watchers.Set(static_cast<double>(watchers_.size()));
+  return w;
 }
 
 grpc::Status FusionService::GetStatus(grpc::ServerContext*, const v1::FusionStatusRequest*,

@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "fusion_server/detection_watch.h"
 #include "fusion_server/feature_stream.h"
 #include "fusion_server/frame_assembler.h"
 #include "fusion_server/fusion_engine.h"
@@ -44,8 +45,11 @@ struct FusionOptions {
   std::function<absl::Status(const grpc::ServerContextBase& ctx, int agent_id)> authorize_agent;
 };
 
+// The two streaming RPCs are callback reactors (no thread per open stream, so idle or
+// abandoned streams cannot exhaust the server); the unary ones are synchronous.
 class FusionService final
-    : public v1::Fusion::WithRawCallbackMethod_StreamFeatures<v1::Fusion::Service>,
+    : public v1::Fusion::WithCallbackMethod_WatchDetections<
+          v1::Fusion::WithRawCallbackMethod_StreamFeatures<v1::Fusion::Service>>,
       private FeatureStream::Handler {
  public:
   FusionService(FusionEngine* engine, FusionOptions options, prometheus::Registry& registry);
@@ -56,8 +60,8 @@ class FusionService final
 
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* StreamFeatures(
       grpc::CallbackServerContext* ctx) override;
-  grpc::Status WatchDetections(grpc::ServerContext* ctx, const v1::WatchRequest* request,
-                               grpc::ServerWriter<v1::DetectionFrame>* writer) override;
+  grpc::ServerWriteReactor<v1::DetectionFrame>* WatchDetections(
+      grpc::CallbackServerContext* ctx, const v1::WatchRequest* request) override;
   grpc::Status GetStatus(grpc::ServerContext* ctx, const v1::FusionStatusRequest* request,
                          v1::FusionStatus* response) override;
   grpc::Status SetPrecision(grpc::ServerContext* ctx, const v1::FusionPrecisionRequest* request,
@@ -68,7 +72,6 @@ class FusionService final
                               v1::FusionStatus* response) override;
 
  private:
-  struct Watcher;
   struct Metrics;
 
   // FeatureStream::Handler
@@ -93,12 +96,12 @@ class FusionService final
   MessageValidator validator_;
   std::unique_ptr<Metrics> metrics_;
 
-  std::mutex mu_;  // assembler_, links_, connections_, watchers_, ap_, counters below
+  std::mutex mu_;  // assembler_, links_, streams_, watchers_, ap_, counters below
   std::condition_variable cv_;
   FrameAssembler assembler_;
   std::map<int, int> links_;  // open streams per agent
   std::set<FeatureStream*> streams_;
-  std::set<std::shared_ptr<Watcher>> watchers_;
+  std::set<DetectionWatch*> watchers_;
   std::vector<v1::ClassAp> ap_;
   int64_t ap_frames_ = 0;
   struct CodebookUse {

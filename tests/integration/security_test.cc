@@ -506,38 +506,54 @@ TEST_F(SecurityTest, AbandonedStreamsDoNotExhaustFusion) {
          std::to_string(connections), std::to_string(watch), std::to_string(features)},
         *dir_ + "/hog.log");
   };
-  // One connection asking for 300 watch streams gets 100 at a time: each holds a server
-  // thread (WatchDetections is synchronous), so a client can take at most 100 threads per
-  // connection.
+  auto open_streams = [&](const char* rpc) {
+    return qv2x::testing::SumOf(Metrics(fusion_ports_.metrics), "qv2x_fusion_open_streams",
+                                {absl::StrCat("rpc=\"", rpc, "\"")});
+  };
+  const double watch0 = open_streams("WatchDetections"), feed0 = open_streams("StreamFeatures");
+  // One connection asking for 300 watch streams gets 100 at a time (the per-connection
+  // stream limit); the streaming RPCs are callback reactors, so they hold no thread.
   {
     auto h = hog(1, 300, 0);
     ASSERT_TRUE(h.ok());
-    EXPECT_TRUE(WaitUntil([&] { return ProcStatus(pid, "Threads") >= threads0 + 95; }, 60))
-        << ProcStatus(pid, "Threads") << " threads, " << threads0 << " before";
+    EXPECT_TRUE(WaitUntil([&] { return open_streams("WatchDetections") >= watch0 + 100; }, 60))
+        << open_streams("WatchDetections") << " watchers, " << watch0 << " before";
     std::this_thread::sleep_for(std::chrono::seconds(2));
     const long held = ProcStatus(pid, "Threads");
-    std::fprintf(stderr, "one connection, 300 watch streams asked: fusion threads %ld -> %ld\n",
-                 threads0, held);
-    EXPECT_LE(held, threads0 + 100 + 8) << "more than the per-connection stream limit";
+    std::fprintf(stderr,
+                 "one connection, 300 watch streams asked: %.0f open, fusion threads %ld -> %ld\n",
+                 open_streams("WatchDetections") - watch0, threads0, held);
+    EXPECT_EQ(open_streams("WatchDetections"), watch0 + 100) << "the per-connection limit";
+    EXPECT_LE(held, threads0 + 8) << "a thread per open stream";
   }  // the hog is killed here
-  ASSERT_TRUE(WaitUntil([&] { return ProcStatus(pid, "Threads") <= threads0 + 4; }, 60))
-      << ProcStatus(pid, "Threads") << " threads, " << threads0 << " before";
+  ASSERT_TRUE(WaitUntil([&] { return open_streams("WatchDetections") == watch0; }, 60));
 
   // 300 watch + 300 feature streams over 6 connections, never read: fusion keeps serving
-  // others meanwhile, and gets its threads back once the client is gone.
+  // others meanwhile, and frees them once the client is gone.
   auto h = hog(6, 300, 300);
   ASSERT_TRUE(h.ok());
-  EXPECT_TRUE(WaitUntil([&] { return ProcStatus(pid, "Threads") >= threads0 + 290; }, 60))
-      << ProcStatus(pid, "Threads") << " threads, " << threads0 << " before";
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return open_streams("WatchDetections") >= watch0 + 300 &&
+               open_streams("StreamFeatures") >= feed0 + 300;
+      },
+      60))
+      << open_streams("WatchDetections") << " watchers, " << open_streams("StreamFeatures")
+      << " feature streams";
   const long threads_held = ProcStatus(pid, "Threads"), rss_held = ProcStatus(pid, "VmRSS");
+  EXPECT_LE(threads_held, threads0 + 8) << "a thread per open stream";
   const uint64_t fused = FramesFused();
   EXPECT_TRUE(WaitUntil([&] { return FramesFused() >= fused + 5; }, 120))
       << "the certified agents keep being fused next to 600 abandoned streams";
   EXPECT_TRUE(Health(Channel(fusion_ports_.grpc, "client")).ok());
   (*h)->Signal(SIGKILL);
   (*h)->Wait(10);
-  EXPECT_TRUE(WaitUntil([&] { return ProcStatus(pid, "Threads") <= threads0 + 4; }, 60))
-      << ProcStatus(pid, "Threads") << " threads, " << threads0 << " before";
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return open_streams("WatchDetections") == watch0 &&
+               open_streams("StreamFeatures") == feed0;
+      },
+      60));
   const long rss_after = ProcStatus(pid, "VmRSS");
   std::fprintf(stderr,
                "600 abandoned streams on 6 connections: fusion threads %ld -> %ld -> %ld, "
