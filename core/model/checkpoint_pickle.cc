@@ -168,11 +168,12 @@ absl::Status CheckVersion(std::string_view text) {
 absl::Status CheckPickle(std::string_view p) {
   uint64_t at = 0;
   while (at < p.size()) {
+    const uint64_t start = at;
     const uint8_t code = static_cast<uint8_t>(p[at]);
     const Op op = OpOf(code);
     auto bad = [&](const std::string& what) {
       return absl::InvalidArgumentError(
-          absl::StrFormat("pickle opcode 0x%02x at byte %d: %s", code, at, what));
+          absl::StrFormat("pickle opcode 0x%02x at byte %d: %s", code, start, what));
     };
     ++at;
     switch (op.arg) {
