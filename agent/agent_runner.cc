@@ -185,6 +185,9 @@ void AgentRunner::Run() {
       }
       ever_connected = true;
       metrics_->connected.Set(1);
+      // A fusion service that has closed frames says which first thing on a new stream:
+      // a lock-step agent then starts after them instead of sending closed (late) frames.
+      if (options_.pace == Pace::kLockstep) link_.WaitClosed(0, std::chrono::milliseconds(300));
       std::lock_guard<std::mutex> lock(mu_);
       // Resume with the current frame: a restarted fusion service knows nothing of the
       // frames before, so the agent neither replays them nor waits for their notices.

@@ -20,6 +20,11 @@ AddResult FrameAssembler::Add(ReceivedMessage message) {
   }
   if (p.messages.empty()) p.first_arrival = message.arrival;
   agent.latest = std::max(agent.latest.value_or(0), message.frame_id);
+  agent.last_arrival = std::max(agent.last_arrival.value_or(message.arrival), message.arrival);
+  if (!all_seen_ && std::none_of(agents_.begin(), agents_.end(),
+                                 [](const auto& a) { return a.second.link == Link::kNeverSeen; })) {
+    all_seen_ = message.arrival;
+  }
   p.messages.push_back(std::move(message));
   return AddResult::kAccepted;
 }
@@ -55,7 +60,8 @@ bool FrameAssembler::Complete(uint64_t frame_id, const Pending& p, Clock::time_p
     const bool sent = std::any_of(p.messages.begin(), p.messages.end(),
                                   [id = id](const ReceivedMessage& m) { return m.agent_id == id; });
     if (sent || (a.latest && *a.latest > frame_id)) continue;
-    if (a.link == Link::kConnected) return false;
+    const bool stalled = a.last_arrival && now - *a.last_arrival >= options_.stall_after;
+    if (a.link == Link::kConnected && !stalled) return false;
     if (a.link == Link::kNeverSeen && in_grace) return false;
   }
   return true;
@@ -113,9 +119,11 @@ std::vector<ClosedFrame> FrameAssembler::TakeDue(Clock::time_point now) {
   if (now - start_ < options_.startup_grace) {
     for (const auto& [id, a] : agents_) awaiting_start |= a.link == Link::kNeverSeen;
   }
+  if (!awaiting_start && !started_) started_ = all_seen_.value_or(start_ + options_.startup_grace);
   std::optional<uint64_t> close_through;
   for (const auto& [id, p] : pending_) {
-    const bool expired = !awaiting_start && now - p.first_arrival >= options_.deadline;
+    const bool expired =
+        !awaiting_start && now - std::max(p.first_arrival, *started_) >= options_.deadline;
     if (expired || Complete(id, p, now)) close_through = id;
   }
   if (!close_through) return out;
@@ -129,7 +137,8 @@ std::vector<ClosedFrame> FrameAssembler::TakeDue(Clock::time_point now) {
 std::optional<Clock::time_point> FrameAssembler::NextDeadline() const {
   std::optional<Clock::time_point> t;
   for (const auto& [id, p] : pending_) {
-    const Clock::time_point d = p.first_arrival + options_.deadline;
+    const Clock::time_point d =
+        std::max(p.first_arrival, started_.value_or(p.first_arrival)) + options_.deadline;
     if (!t || d < *t) t = d;
   }
   return t;

@@ -42,6 +42,10 @@ struct AssemblerOptions {
   Clock::duration deadline = std::chrono::milliseconds(300);
   Clock::duration startup_grace = std::chrono::seconds(30);
   uint64_t max_frames_ahead = 100;
+  // A connected agent silent this long is not waited for (as if disconnected) until it
+  // sends again, so a frozen agent whose stream stays open does not hold every frame to
+  // its deadline.
+  Clock::duration stall_after = std::chrono::seconds(5);
   double rate_hz = 0;  // scene frames per second; 0: the window does not grow with time
 };
 
@@ -81,6 +85,7 @@ class FrameAssembler {
   struct AgentState {
     Link link = Link::kNeverSeen;
     std::optional<uint64_t> latest;  // highest frame id received
+    std::optional<Clock::time_point> last_arrival;
   };
   struct Pending {
     Clock::time_point first_arrival;
@@ -96,6 +101,10 @@ class FrameAssembler {
   std::map<uint64_t, Pending> pending_;
   std::optional<uint64_t> last_closed_;
   Clock::time_point last_close_time_;  // start_ until the first frame closes
+  // When the start-up wait for never-seen agents ended: deadlines run from then at the
+  // earliest, so frames that waited for the last agent are not closed the moment it comes.
+  std::optional<Clock::time_point> started_;
+  std::optional<Clock::time_point> all_seen_;  // the first message of the last agent to appear
 };
 
 }  // namespace qv2x::fusion

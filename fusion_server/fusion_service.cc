@@ -243,6 +243,13 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* FusionService::Stre
     stream->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "fusion is shutting down"));
   } else {
     streams_.insert(stream);
+    // Where the scene is, before anything else: a restarted lock-step agent starts there
+    // instead of sending frames that are already closed.
+    if (std::optional<uint64_t> closed = assembler_.last_closed()) {
+      v1::FeatureStreamReply now;
+      now.set_frame_closed(*closed);
+      stream->Push(std::move(now));
+    }
   }
   metrics_->open_feature_streams.Set(static_cast<double>(streams_.size()));
   return stream;

@@ -35,6 +35,8 @@ ABSL_FLAG(int, threads, 0, "intra-op threads (0 = library default)");
 ABSL_FLAG(int, max_feature_bytes, 4 << 20,
           "largest feature message accepted (larger ones are rejected and counted)");
 ABSL_FLAG(int, max_decoded_bytes, 16 << 20, "largest index map after decompression");
+ABSL_FLAG(int, stall_ms, 5000,
+          "stop waiting for a connected agent that has sent nothing for this long");
 ABSL_FLAG(int, max_frames_ahead, 100,
           "refuse frame ids further ahead of the last closed frame (plus the scene clock since)");
 ABSL_FLAG(int, max_capture_ahead_ms, 5000, "refuse capture times this far ahead of our clock");
@@ -102,6 +104,7 @@ int Run() {
     LogWarning("no --artifacts: LoadModel reads any path this process can read");
   }
   options.assembler.max_frames_ahead = absl::GetFlag(FLAGS_max_frames_ahead);
+  options.assembler.stall_after = std::chrono::milliseconds(absl::GetFlag(FLAGS_stall_ms));
   options.assembler.rate_hz = scene->rate_hz;
   options.max_capture_ahead_ns = absl::GetFlag(FLAGS_max_capture_ahead_ms) * int64_t{1'000'000};
   options.max_capture_age_ns = absl::GetFlag(FLAGS_max_capture_age_ms) * int64_t{1'000'000};

@@ -6,6 +6,7 @@ namespace qv2x::fusion {
 namespace {
 
 using std::chrono::milliseconds;
+using std::chrono::seconds;
 
 class FrameAssemblerTest : public ::testing::Test {
  protected:
@@ -158,6 +159,76 @@ TEST_F(FrameAssemblerTest, AFarFrameThatCameFirstIsDroppedAloneOnceLowerFramesAr
   EXPECT_EQ(Add(-1, 8, 3), AddResult::kAccepted);
   // Agent 1's dropped frame does not count as having sent frame 8: it is waited for.
   EXPECT_TRUE(Due(4).empty());
+}
+
+}  // namespace
+}  // namespace qv2x::fusion
+
+namespace qv2x::fusion {
+namespace {
+
+TEST(FrameAssemblerStallTest, AConnectedAgentSilentPastStallAfterIsNotWaitedFor) {
+  AssemblerOptions o;
+  o.expected_agents = {0, 1};
+  o.deadline = milliseconds(1000);
+  o.stall_after = milliseconds(3000);
+  const Clock::time_point t0 = Clock::now();
+  FrameAssembler a(o, t0);
+  auto add = [&](int agent, uint64_t frame, int at_ms) {
+    ReceivedMessage m;
+    m.agent_id = agent;
+    m.frame_id = frame;
+    m.arrival = t0 + milliseconds(at_ms);
+    return a.Add(std::move(m));
+  };
+  add(0, 1, 0);
+  add(1, 1, 0);
+  ASSERT_EQ(a.TakeDue(t0 + milliseconds(1)).size(), 1u);
+  // Agent 1 freezes with its stream open: frame 2 waits its whole deadline...
+  add(0, 2, 10);
+  EXPECT_TRUE(a.TakeDue(t0 + milliseconds(500)).empty());
+  EXPECT_EQ(a.TakeDue(t0 + milliseconds(1010)).size(), 1u);
+  // ...but once it has been silent for stall_after, frames close as soon as agent 0 sent.
+  add(0, 3, 3100);
+  const auto due = a.TakeDue(t0 + milliseconds(3100));
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].missing, std::vector<int>({1}));
+  // It is waited for again once it speaks.
+  add(1, 4, 3200);
+  add(0, 5, 3200);
+  EXPECT_EQ(a.TakeDue(t0 + milliseconds(3201)).size(), 1u);  // frame 4 only
+}
+
+TEST(FrameAssemblerStallTest, FramesThatWaitedForTheLastAgentGetAWholeDeadlineAfterIt) {
+  AssemblerOptions o;
+  o.expected_agents = {0, 1};
+  o.deadline = milliseconds(100);
+  o.startup_grace = seconds(30);
+  const Clock::time_point t0 = Clock::now();
+  FrameAssembler a(o, t0);
+  ReceivedMessage m;
+  m.agent_id = 0;
+  m.frame_id = 1;
+  m.arrival = t0;
+  a.Add(m);
+  m.frame_id = 2;
+  a.Add(m);
+  EXPECT_TRUE(a.TakeDue(t0 + seconds(5)).empty());  // agent 1 not seen yet
+  m.agent_id = 1;
+  m.frame_id = 1;
+  m.arrival = t0 + seconds(5);
+  a.Add(m);
+  auto due = a.TakeDue(m.arrival);
+  ASSERT_EQ(due.size(), 1u);  // frame 1, complete
+  // Frame 2 has waited 5 s, but its deadline runs from agent 1's appearance: its message
+  // 30 ms later still makes it.
+  EXPECT_TRUE(a.TakeDue(t0 + seconds(5) + milliseconds(30)).empty());
+  m.frame_id = 2;
+  m.arrival = t0 + seconds(5) + milliseconds(30);
+  EXPECT_EQ(a.Add(m), AddResult::kAccepted);
+  due = a.TakeDue(m.arrival);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_TRUE(due[0].missing.empty());
 }
 
 }  // namespace
