@@ -19,7 +19,9 @@ class DetectionWatch final : public grpc::ServerWriteReactor<v1::DetectionFrame>
  public:
   // `on_done` runs once the call is over, right before the reactor is deleted.
   DetectionWatch(size_t max_queued, std::function<void(DetectionWatch*)> on_done)
-      : max_queued_(max_queued), on_done_(std::move(on_done)) {}
+      : max_queued_(max_queued), on_done_(std::move(on_done)) {
+    std::lock_guard<std::mutex> lock(mu_);  // publishes the members (see OnDone)
+  }
 
   // Any thread. Returns how many queued frames were dropped to make room (0 or 1).
   int Push(const v1::DetectionFrame& frame);

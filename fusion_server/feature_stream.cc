@@ -5,10 +5,16 @@
 
 namespace qv2x::fusion {
 
-FeatureStream::FeatureStream(Handler* handler, grpc::CallbackServerContext* ctx,
-                             size_t max_queued)
+FeatureStream::FeatureStream(Handler* handler, grpc::CallbackServerContext* ctx, size_t max_queued)
     : handler_(handler), ctx_(ctx), max_queued_(max_queued) {
+  Sync();
   StartRead(&in_);
+}
+
+void FeatureStream::Sync() {
+  // Reactions run one after another on gRPC's threads, ordered by hand-offs inside gRPC that
+  // ThreadSanitizer cannot see; taking the lock at each boundary makes the order explicit.
+  std::lock_guard<std::mutex> lock(mu_);
 }
 
 void FeatureStream::Push(v1::FeatureStreamReply reply) {
@@ -65,6 +71,7 @@ void FeatureStream::Pump() {
 }
 
 void FeatureStream::OnReadDone(bool ok) {
+  Sync();
   if (!ok) {  // the agent half-closed, or the call broke
     End(grpc::Status::OK);
     return;
@@ -110,6 +117,7 @@ void FeatureStream::OnWriteDone(bool ok) {
 void FeatureStream::OnCancel() { End(grpc::Status::CANCELLED); }
 
 void FeatureStream::OnDone() {
+  Sync();
   handler_->OnDone(*this);
   delete this;
 }

@@ -55,6 +55,7 @@ class FeatureStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   void OnDone() override;
   // Starts the next write or the finish if one is due. Called without mu_ held.
   void Pump();
+  void Sync();  // see feature_stream.cc
 
   Handler* handler_;
   grpc::CallbackServerContext* ctx_;
