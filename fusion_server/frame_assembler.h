@@ -45,7 +45,7 @@ struct AssemblerOptions {
   // A connected agent silent this long is not waited for (as if disconnected) until it
   // sends again, so a frozen agent whose stream stays open does not hold every frame to
   // its deadline.
-  Clock::duration stall_after = std::chrono::seconds(5);
+  Clock::duration stall_after = std::chrono::seconds(30);
   double rate_hz = 0;  // scene frames per second; 0: the window does not grow with time
 };
 

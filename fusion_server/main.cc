@@ -35,7 +35,7 @@ ABSL_FLAG(int, threads, 0, "intra-op threads (0 = library default)");
 ABSL_FLAG(int, max_feature_bytes, 4 << 20,
           "largest feature message accepted (larger ones are rejected and counted)");
 ABSL_FLAG(int, max_decoded_bytes, 16 << 20, "largest index map after decompression");
-ABSL_FLAG(int, stall_ms, 5000,
+ABSL_FLAG(int, stall_ms, 30000,
           "stop waiting for a connected agent that has sent nothing for this long");
 ABSL_FLAG(int, max_frames_ahead, 100,
           "refuse frame ids further ahead of the last closed frame (plus the scene clock since)");
