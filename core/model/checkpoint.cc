@@ -1,7 +1,11 @@
 #include "core/model/checkpoint.h"
 
+#include <torch/csrc/jit/serialization/unpickler.h>
+
 #include <algorithm>
 #include <map>
+#include <sstream>
+#include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -65,6 +69,33 @@ const CodebookImpl* FindCodebook(const torch::nn::Module& module) {
   return nullptr;
 }
 
+// Whether `t` lies inside its storage and the storage inside the record (of `record_bytes`
+// bytes) it was read from.
+absl::Status CheckTensorInRecord(const std::string& key, const torch::Tensor& t,
+                                 size_t record_bytes) {
+  auto bad = [&](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor ", key, ": ", why));
+  };
+  const size_t stored = t.storage().nbytes();
+  if (stored > record_bytes) {
+    return bad(
+        absl::StrCat("its storage claims ", stored, " bytes, its record holds ", record_bytes));
+  }
+  if (t.storage_offset() < 0) return bad("negative storage offset");
+  // The last element's index in the storage; 128-bit so that no size or stride can wrap it.
+  __int128 last = t.storage_offset();
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    if (t.size(d) < 0 || t.stride(d) < 0) return bad("negative size or stride");
+    if (t.size(d) == 0) return absl::OkStatus();  // no element to reach
+    last += static_cast<__int128>(t.size(d) - 1) * t.stride(d);
+  }
+  if ((last + 1) * static_cast<__int128>(t.element_size()) > static_cast<__int128>(stored)) {
+    return bad(
+        absl::StrCat("shape ", c10::str(t.sizes()), " reaches past its ", stored, " stored bytes"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 const torch::Tensor* Checkpoint::Find(const std::string& name) const {
@@ -113,6 +144,53 @@ absl::StatusOr<std::string> SerializeCheckpoint(const torch::nn::Module& module,
   });
 }
 
+absl::StatusOr<torch::IValue> UnpickleArchive(const std::string& bytes, const std::string& what) {
+  // torch::pickle_load, with the size of every record a storage is read from kept.
+  std::map<const void*, size_t> record_bytes;
+  absl::StatusOr<torch::IValue> loaded =
+      TorchCall("unpickling", [&]() -> absl::StatusOr<torch::IValue> {
+        std::istringstream in(bytes);
+        caffe2::serialize::PyTorchStreamReader archive(&in);
+        at::DataPtr pickle;
+        size_t pickle_size = 0, pos = 0;
+        std::tie(pickle, pickle_size) = archive.getRecord("data.pkl");
+        const char* p = static_cast<const char*>(pickle.get());
+        auto read = [&](char* buffer, size_t n) {
+          n = std::min(n, pickle_size - pos);
+          std::copy(p + pos, p + pos + n, buffer);
+          pos += n;
+          return n;
+        };
+        auto read_record = [&](const std::string& name) {
+          auto [data, size] = archive.getRecord("data/" + name);
+          record_bytes[data.get()] = size;
+          return std::move(data);
+        };
+        torch::jit::Unpickler unpickler(read, nullptr, nullptr, read_record, c10::nullopt);
+        unpickler.set_version(archive.version());
+        return unpickler.parse_ivalue();
+      });
+  if (!loaded.ok()) {
+    return absl::Status(loaded.status().code(),
+                        absl::StrCat(what, ": ", loaded.status().message()));
+  }
+  if (!loaded->isGenericDict()) return loaded;
+  for (const auto& e : loaded->toGenericDict()) {
+    if (!e.value().isTensor()) continue;
+    const torch::Tensor& t = e.value().toTensor();
+    const std::string key = e.key().isString() ? e.key().toStringRef() : "?";
+    if (!t.has_storage()) {
+      return absl::InvalidArgumentError(absl::StrCat(what, ": tensor ", key, " has no storage"));
+    }
+    const auto it = record_bytes.find(t.storage().data());
+    const size_t held = it == record_bytes.end() ? 0 : it->second;
+    if (absl::Status st = CheckTensorInRecord(key, t, held); !st.ok()) {
+      return absl::Status(st.code(), absl::StrCat(what, ": ", st.message()));
+    }
+  }
+  return loaded;
+}
+
 absl::Status VerifyArchive(const std::string& bytes, const std::string& what) {
   ZipDamage damage;
   const absl::Status st = VerifyZipArchive(bytes, &damage);
@@ -128,19 +206,17 @@ absl::Status VerifyArchive(const std::string& bytes, const std::string& what) {
   if (st.ok()) return st;
   // Each tensor's storage is one record: the stored bytes name the tensor(s) that hold them.
   std::vector<std::string> names;
-  try {
-    const torch::IValue v = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
-    if (v.isGenericDict()) {
-      for (const auto& e : v.toGenericDict()) {
-        if (!e.key().isString() || !e.value().isTensor()) continue;
-        const c10::Storage& s = e.value().toTensor().storage();
-        if (s.nbytes() == damage.data.size() && std::equal(damage.data.begin(), damage.data.end(),
-                                                           static_cast<const char*>(s.data()))) {
-          names.push_back(e.key().toStringRef());
-        }
+  // Fails when the damage reaches the pickle itself: then no tensor is named.
+  const absl::StatusOr<torch::IValue> v = UnpickleArchive(bytes, what);
+  if (v.ok() && v->isGenericDict()) {
+    for (const auto& e : v->toGenericDict()) {
+      if (!e.key().isString() || !e.value().isTensor()) continue;
+      const c10::Storage& s = e.value().toTensor().storage();
+      if (s.nbytes() == damage.data.size() &&
+          std::equal(damage.data.begin(), damage.data.end(), static_cast<const char*>(s.data()))) {
+        names.push_back(e.key().toStringRef());
       }
     }
-  } catch (const std::exception&) {  // the damage reaches the pickle itself
   }
   const std::string tensor = names.empty() ? "" : absl::StrCat("tensor ", NameList(names), ": ");
   return prefixed(absl::Status(st.code(), absl::StrCat(tensor, st.message())));
@@ -166,10 +242,7 @@ absl::Status CheckpointRefused(const absl::Status& error, const std::string& pat
 
 absl::StatusOr<Checkpoint> ParseCheckpoint(const std::string& bytes) {
   if (absl::Status st = VerifyArchive(bytes, "checkpoint"); !st.ok()) return st;
-  absl::StatusOr<torch::IValue> loaded =
-      TorchCall("reading the checkpoint", [&]() -> absl::StatusOr<torch::IValue> {
-        return torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
-      });
+  absl::StatusOr<torch::IValue> loaded = UnpickleArchive(bytes, "checkpoint");
   if (!loaded.ok()) return loaded.status();
   if (!loaded->isGenericDict()) {
     return absl::InvalidArgumentError(

@@ -51,6 +51,13 @@ absl::StatusOr<Checkpoint> ParseCheckpoint(const std::string& bytes);
 // Errors start with `what` ("checkpoint", "int8 artifact").
 absl::Status VerifyArchive(const std::string& bytes, const std::string& what);
 
+// Unpickles an archive that VerifyArchive passed, as torch::pickle_load does, and checks
+// that every tensor of the dict it holds lies inside the record that stores its bytes:
+// LibTorch takes a storage's size from the pickle, not from its record, so a pickle that
+// claims more than the record holds makes every later read run off the allocation (found
+// by fuzz/checkpoint). Errors start with `what`.
+absl::StatusOr<torch::IValue> UnpickleArchive(const std::string& bytes, const std::string& what);
+
 // `name:` of the stage YAML a file was written from ("" when it records none).
 std::string ConfigNameOf(const std::string& config_yaml);
 

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -119,11 +120,7 @@ absl::StatusOr<std::string> SerializeInt8Artifact(const Int8Artifact& a) {
 
 absl::StatusOr<Int8Artifact> ParseInt8Artifact(const std::string& bytes) {
   QV2X_RETURN_IF_ERROR(VerifyArchive(bytes, "int8 artifact"));
-  QV2X_ASSIGN_OR_RETURN(
-      c10::IValue loaded,
-      TorchCall("reading the int8 artifact", [&]() -> absl::StatusOr<c10::IValue> {
-        return torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
-      }));
+  QV2X_ASSIGN_OR_RETURN(c10::IValue loaded, UnpickleArchive(bytes, "int8 artifact"));
   if (!loaded.isGenericDict()) {
     return absl::InvalidArgumentError("int8 artifact: expected a dict of tensors");
   }
@@ -151,19 +148,28 @@ absl::StatusOr<Int8Artifact> ParseInt8Artifact(const std::string& bytes) {
         a.report_json = text;
       }
     } else if (absl::StartsWith(key, kActPrefix)) {
-      const at::Tensor v = t.to(torch::kFloat64).contiguous();
+      QV2X_ASSIGN_OR_RETURN(
+          const at::Tensor v,
+          TorchCall("reading the int8 artifact", [&]() -> absl::StatusOr<at::Tensor> {
+            return t.to(torch::kFloat64).contiguous();
+          }));
       QV2X_RETURN_IF_ERROR(Expect(v.numel() == 3, key, "expected (scale, zero_point, bits)"));
       const double* p = v.data_ptr<double>();
+      // Ranges checked on the doubles: casting a NaN or huge value to an integer is undefined.
+      QV2X_RETURN_IF_ERROR(Expect(p[0] > 0 && std::isfinite(p[0]) && p[2] >= 2 && p[2] <= 8 &&
+                                      p[1] >= 0 && p[1] <= QMax(static_cast<int>(p[2])),
+                                  key, "bad activation quantizer"));
       ActQuant q;
       q.scale = p[0];
       q.zero_point = static_cast<int64_t>(p[1]);
       q.bits = static_cast<int>(p[2]);
-      QV2X_RETURN_IF_ERROR(Expect(q.scale > 0 && q.bits >= 2 && q.bits <= 8 && q.zero_point >= 0 &&
-                                      q.zero_point <= QMax(q.bits),
-                                  key, "bad activation quantizer"));
       a.acts[key.substr(sizeof(kActPrefix) - 1)] = q;
     } else if (absl::StartsWith(key, kFp32Prefix)) {
-      a.fp32[key.substr(sizeof(kFp32Prefix) - 1)] = t.to(torch::kFloat32).contiguous();
+      QV2X_ASSIGN_OR_RETURN(
+          a.fp32[key.substr(sizeof(kFp32Prefix) - 1)],
+          TorchCall("reading the int8 artifact", [&]() -> absl::StatusOr<at::Tensor> {
+            return t.to(torch::kFloat32).contiguous();
+          }));
     } else {
       const size_t dot = key.rfind('.');
       if (dot == std::string::npos) {

@@ -1,6 +1,7 @@
 // What is checked before LibTorch reads a checkpoint or INT8 artifact (checkpoint_pickle.h):
 // real files pass; a pickle whose lengths run past its end, a deflated record, a missing or
-// unsupported version and a pickle record named in another case are refused by name.
+// unsupported version, a pickle record named in another case and a storage larger than its
+// record are refused by name.
 #include "core/model/checkpoint_pickle.h"
 
 #include <torch/torch.h>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "absl/strings/ascii.h"
+#include "core/common/file_util.h"
 #include "core/model/checkpoint.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -127,6 +129,18 @@ TEST(CheckPickle, RefusesWhatLibTorchsReaderWouldTrust) {
     Put(b, b.find('X', e.data) + 1, 0x7ffffff0, 4);
     EXPECT_THAT(std::string(CheckArchivePickle(b).message()), HasSubstr("declares 2147483632"));
   }
+}
+
+TEST(UnpickleArchive, RefusesAStorageLargerThanItsRecord) {
+  // Found by fuzz/checkpoint: a metadata tensor whose storage claims 32 bytes of a 1-byte
+  // record; reading its text ran off the allocation.
+  absl::StatusOr<std::string> bytes =
+      ReadFile("fuzz/regressions/checkpoint/tensor-past-its-storage.pth");
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  absl::StatusOr<Checkpoint> ckpt = ParseCheckpoint(*bytes);
+  ASSERT_FALSE(ckpt.ok());
+  EXPECT_THAT(std::string(ckpt.status().message()),
+              HasSubstr("its storage claims 32 bytes, its record holds 1"));
 }
 
 }  // namespace
