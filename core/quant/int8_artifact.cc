@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/common/file_util.h"
 #include "core/common/status_macros.h"
 #include "core/model/checkpoint.h"
@@ -52,8 +53,14 @@ absl::Status FinishLayer(const std::string& name, const std::map<std::string, at
   layer->bits = static_cast<int>(f.at("qweight_bits").to(torch::kInt64).item<int64_t>());
   QV2X_RETURN_IF_ERROR(Expect(layer->bits >= 2 && layer->bits <= 8 && !layer->shape.empty(), name,
                               "bad bit width or shape"));
+  // The weight count, refused before it overflows (a file's shape is anything).
   int64_t count = 1;
-  for (int64_t d : layer->shape) count *= d;
+  for (int64_t d : layer->shape) {
+    QV2X_RETURN_IF_ERROR(Expect(d > 0 && count <= (int64_t{1} << 40) / d, name,
+                                absl::StrCat("qweight_shape ", absl::StrJoin(layer->shape, "x"),
+                                             " is not a weight shape")));
+    count *= d;
+  }
   const int64_t rows = layer->shape[0];
   const at::Tensor packed = f.at("qweight").contiguous();
   QV2X_RETURN_IF_ERROR(Expect(packed.scalar_type() == torch::kUInt8, name, "qweight not uint8"));
