@@ -1,12 +1,12 @@
 #include "core/model/checkpoint.h"
 
+#include <c10/core/CPUAllocator.h>
 #include <torch/csrc/jit/serialization/unpickler.h>
 
 #include <algorithm>
 #include <map>
-#include <sstream>
-#include <tuple>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -145,29 +145,33 @@ absl::StatusOr<std::string> SerializeCheckpoint(const torch::nn::Module& module,
 }
 
 absl::StatusOr<torch::IValue> UnpickleArchive(const std::string& bytes, const std::string& what) {
-  // torch::pickle_load, with the size of every record a storage is read from kept.
+  absl::StatusOr<ArchiveRecords> records = ReadArchiveRecords(bytes);
+  if (!records.ok()) {
+    return absl::Status(records.status().code(),
+                        absl::StrCat(what, ": ", records.status().message()));
+  }
+  // torch::pickle_load's unpickling, fed from our own reading of the records, with the
+  // size of the record behind each storage kept.
   std::map<const void*, size_t> record_bytes;
   absl::StatusOr<torch::IValue> loaded =
       TorchCall("unpickling", [&]() -> absl::StatusOr<torch::IValue> {
-        std::istringstream in(bytes);
-        caffe2::serialize::PyTorchStreamReader archive(&in);
-        at::DataPtr pickle;
-        size_t pickle_size = 0, pos = 0;
-        std::tie(pickle, pickle_size) = archive.getRecord("data.pkl");
-        const char* p = static_cast<const char*>(pickle.get());
+        size_t pos = 0;
         auto read = [&](char* buffer, size_t n) {
-          n = std::min(n, pickle_size - pos);
-          std::copy(p + pos, p + pos + n, buffer);
+          n = std::min(n, records->pickle.size() - pos);
+          std::copy_n(records->pickle.data() + pos, n, buffer);
           pos += n;
           return n;
         };
-        auto read_record = [&](const std::string& name) {
-          auto [data, size] = archive.getRecord("data/" + name);
-          record_bytes[data.get()] = size;
-          return std::move(data);
+        auto read_record = [&](const std::string& key) {
+          const auto it = records->data.find(absl::AsciiStrToLower(key));
+          TORCH_CHECK(it != records->data.end(), "no record data/", key.substr(0, 64));
+          at::DataPtr data = c10::GetCPUAllocator()->allocate(it->second.size());
+          std::copy(it->second.begin(), it->second.end(), static_cast<char*>(data.get()));
+          record_bytes[data.get()] = it->second.size();
+          return data;
         };
         torch::jit::Unpickler unpickler(read, nullptr, nullptr, read_record, c10::nullopt);
-        unpickler.set_version(archive.version());
+        unpickler.set_version(records->version);
         return unpickler.parse_ivalue();
       });
   if (!loaded.ok()) {
@@ -200,7 +204,7 @@ absl::Status VerifyArchive(const std::string& bytes, const std::string& what) {
   if (!st.ok() && damage.record.empty()) return prefixed(st);
   // LibTorch's unpickler trusts the lengths in the pickle: nothing reaches it unchecked, a
   // damaged archive (whose pickle may be the damaged record) included.
-  if (absl::Status pickle = CheckArchivePickle(bytes); !pickle.ok()) {
+  if (absl::Status pickle = ReadArchiveRecords(bytes).status(); !pickle.ok()) {
     return prefixed(st.ok() ? pickle : st);
   }
   if (st.ok()) return st;

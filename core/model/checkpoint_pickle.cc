@@ -3,9 +3,9 @@
 #include <caffe2/serialize/versions.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
@@ -73,13 +73,10 @@ absl::Status BadArchive(const std::string& why) {
   return absl::InvalidArgumentError(absl::StrCat("archive: ", why));
 }
 
-// The records LibTorch's reader looks up (by name, case-insensitively, under the folder of
-// the first record): every copy of the pickle and of the version.
-struct Layout {
-  std::vector<std::string_view> pickles, versions;
-};
-
-absl::StatusOr<Layout> ReadLayout(std::string_view b) {
+// Every record of the archive by its name below the folder of the first record, in lower
+// case (LibTorch's own reader looks names up ignoring case); a name seen twice is refused,
+// so that no two readers could take different bytes for one record.
+absl::StatusOr<std::map<std::string, std::string_view>> ReadRecords(std::string_view b) {
   constexpr uint64_t kEnd = 22, kLocator = 20, kZip64End = 56, kCentral = 46, kLocal = 30;
   if (b.size() < kEnd) return BadArchive("too short");
   std::optional<uint64_t> end;
@@ -98,7 +95,7 @@ absl::StatusOr<Layout> ReadLayout(std::string_view b) {
     entries = Le(b, z + 32, 8);
     dir = Le(b, z + 48, 8);
   }
-  Layout out;
+  std::map<std::string, std::string_view> out;
   std::string folder;  // "<first record's folder>/", lower case
   uint64_t at = dir;
   for (uint64_t i = 0; i < entries; ++i) {
@@ -133,18 +130,17 @@ absl::StatusOr<Layout> ReadLayout(std::string_view b) {
     if (!Has(b, local, kLocal)) return BadArchive("record header out of bounds");
     const uint64_t data = local + kLocal + Le(b, local + 26, 2) + Le(b, local + 28, 2);
     if (!Has(b, data, size)) return BadArchive("record runs past the end");
-    if (name == folder + "data.pkl") out.pickles.push_back(b.substr(data, size));
-    if (name == folder + "version" || name == folder + ".data/version") {
-      out.versions.push_back(b.substr(data, size));
+    if (name.compare(0, folder.size(), folder) == 0 &&
+        !out.emplace(name.substr(folder.size()), b.substr(data, size)).second) {
+      return BadArchive(absl::StrCat("record ", name.substr(0, 64), " appears twice"));
     }
     at += kCentral + name_len + extra_len + Le(b, at + 32, 2);
   }
   return out;
 }
 
-// LibTorch's reader refuses a missing or unsupported version from inside its constructor,
-// which leaks the ZIP reader's state (LibTorch 1.13): such a file is refused here first.
-absl::Status CheckVersion(std::string_view text) {
+// The archive's format version, as LibTorch parses it, within what LibTorch reads.
+absl::StatusOr<uint64_t> ParseVersion(std::string_view text) {
   size_t i = 0;
   while (i < text.size() && absl::ascii_isspace(static_cast<unsigned char>(text[i]))) ++i;
   uint64_t v = 0;
@@ -160,14 +156,14 @@ absl::Status CheckVersion(std::string_view text) {
                                    caffe2::serialize::kMinSupportedFileFormatVersion, " to ",
                                    caffe2::serialize::kMaxSupportedFileFormatVersion, ")"));
   }
-  return absl::OkStatus();
+  return v;
 }
 
 }  // namespace
 
 absl::Status CheckPickle(std::string_view p) {
-  uint64_t at = 0;
-  while (at < p.size()) {
+  uint64_t at = 0, ops = 0;
+  for (; at < p.size(); ++ops) {
     const uint64_t start = at;
     const uint8_t code = static_cast<uint8_t>(p[at]);
     const Op op = OpOf(code);
@@ -184,6 +180,11 @@ absl::Status CheckPickle(std::string_view p) {
         break;
       case Arg::kFixed:
         if (!Has(p, at, op.size)) return bad("truncated argument");
+        // BINPUT / LONG_BINPUT: LibTorch grows its memo table up to the id it is given;
+        // a writer numbers them in order, so no id exceeds the opcodes before it.
+        if ((code == 'q' || code == 'r') && Le(p, at, op.size) > ops) {
+          return bad(absl::StrCat("memo id ", Le(p, at, op.size), " after ", ops, " opcodes"));
+        }
         at += op.size;
         break;
       case Arg::kLength:
@@ -211,18 +212,32 @@ absl::Status CheckPickle(std::string_view p) {
   return absl::InvalidArgumentError("pickle ends without STOP");
 }
 
-absl::Status CheckArchivePickle(std::string_view archive) {
-  absl::StatusOr<Layout> layout = ReadLayout(archive);
-  if (!layout.ok()) return layout.status();
-  if (layout->pickles.empty()) return BadArchive("no data.pkl record");
-  if (layout->versions.empty()) return BadArchive("no version record");
-  for (std::string_view v : layout->versions) {
-    if (absl::Status st = CheckVersion(v); !st.ok()) return st;
+absl::StatusOr<ArchiveRecords> ReadArchiveRecords(std::string_view archive) {
+  absl::StatusOr<std::map<std::string, std::string_view>> records = ReadRecords(archive);
+  if (!records.ok()) return records.status();
+  ArchiveRecords out;
+  auto take = [&](const std::string& name) -> std::optional<std::string_view> {
+    const auto it = records->find(name);
+    if (it == records->end()) return std::nullopt;
+    return it->second;
+  };
+  const std::optional<std::string_view> pickle = take("data.pkl");
+  if (!pickle) return BadArchive("no data.pkl record");
+  // LibTorch prefers .data/version when both exist.
+  std::optional<std::string_view> version = take(".data/version");
+  if (!version) version = take("version");
+  if (!version) return BadArchive("no version record");
+  absl::StatusOr<uint64_t> v = ParseVersion(*version);
+  if (!v.ok()) return v.status();
+  if (absl::Status st = CheckPickle(*pickle); !st.ok()) return st;
+  out.pickle = *pickle;
+  out.version = *v;
+  constexpr std::string_view kData = "data/";
+  for (const auto& [name, bytes] : *records) {
+    if (name.compare(0, kData.size(), kData) == 0)
+      out.data.emplace(name.substr(kData.size()), bytes);
   }
-  for (std::string_view p : layout->pickles) {
-    if (absl::Status st = CheckPickle(p); !st.ok()) return st;
-  }
-  return absl::OkStatus();
+  return out;
 }
 
 }  // namespace qv2x

@@ -1,7 +1,7 @@
 // What is checked before LibTorch reads a checkpoint or INT8 artifact (checkpoint_pickle.h):
-// real files pass; a pickle whose lengths run past its end, a deflated record, a missing or
-// unsupported version, a pickle record named in another case and a storage larger than its
-// record are refused by name.
+// real files pass; a pickle whose lengths run past its end, a memo id beyond the opcodes
+// before it, a deflated record, a missing or unsupported version, a record name given twice,
+// a pickle named in another case and a storage larger than its record are refused by name.
 #include "core/model/checkpoint_pickle.h"
 
 #include <torch/torch.h>
@@ -60,14 +60,14 @@ Entry Find(const std::string& b, const std::string& suffix) {
 }
 
 TEST(CheckPickle, AcceptsWhatTheWritersWrite) {
-  EXPECT_TRUE(CheckArchivePickle(SmallCheckpoint()).ok());
+  EXPECT_TRUE(ReadArchiveRecords(SmallCheckpoint()).ok());
   torch::nn::Linear big(64, 64);
   CheckpointMeta meta;
   meta.stage = 3;
   meta.config_yaml = "name: test\n";
   absl::StatusOr<std::string> bytes = SerializeCheckpoint(*big, meta);
   ASSERT_TRUE(bytes.ok());
-  EXPECT_TRUE(CheckArchivePickle(*bytes).ok());
+  EXPECT_TRUE(ReadArchiveRecords(*bytes).ok());
   EXPECT_TRUE(ParseCheckpoint(*bytes).ok());
 }
 
@@ -92,6 +92,10 @@ TEST(CheckPickle, RefusesLengthsLinesAndOpcodesPastTheEnd) {
   // A frame (protocol 4) must fit; its opcodes are walked inline.
   EXPECT_TRUE(CheckPickle(std::string("\x95\x01\x00\x00\x00\x00\x00\x00\x00.", 10)).ok());
   EXPECT_FALSE(CheckPickle(std::string("\x95\xff\x00\x00\x00\x00\x00\x00\x00.", 10)).ok());
+  // Memo ids: LibTorch's memo table grows to the id, so 2^32 - 1 would be 64 GiB of slots.
+  EXPECT_TRUE(CheckPickle(std::string("\x80\x02]q\x00]r\x01\x00\x00\x00.", 12)).ok());
+  EXPECT_THAT(std::string(CheckPickle("\x80\x02]r\xff\xff\xff\xff.").message()),
+              HasSubstr("opcode 0x72 at byte 3: memo id 4294967295 after 2 opcodes"));
 }
 
 TEST(CheckPickle, RefusesWhatLibTorchsReaderWouldTrust) {
@@ -101,7 +105,8 @@ TEST(CheckPickle, RefusesWhatLibTorchsReaderWouldTrust) {
     const Entry e = Find(b, "/data.pkl");
     const size_t x = b.find('X', e.data);
     Put(b, x + 1, 0x7ffffff0, 4);
-    EXPECT_THAT(std::string(CheckArchivePickle(b).message()), HasSubstr("declares 2147483632"));
+    EXPECT_THAT(std::string(ReadArchiveRecords(b).status().message()),
+                HasSubstr("declares 2147483632"));
     EXPECT_FALSE(ParseCheckpoint(b).ok());
   }
   {  // A tensor record marked deflated, claiming 3.75 GiB.
@@ -109,17 +114,24 @@ TEST(CheckPickle, RefusesWhatLibTorchsReaderWouldTrust) {
     const Entry e = Find(b, "/data/0");
     Put(b, e.central + 10, 8, 2);
     Put(b, e.central + 24, 0xF0000000u, 4);
-    EXPECT_THAT(std::string(CheckArchivePickle(b).message()), HasSubstr("is compressed"));
+    EXPECT_THAT(std::string(ReadArchiveRecords(b).status().message()), HasSubstr("is compressed"));
   }
   {  // No version record, then an unsupported version.
     std::string b = good;
     const Entry e = Find(b, "/version");
     b[e.central + 46 + Le16(b, e.central + 28) - 1] = 'm';
-    EXPECT_THAT(std::string(CheckArchivePickle(b).message()), HasSubstr("no version record"));
+    EXPECT_THAT(std::string(ReadArchiveRecords(b).status().message()),
+                HasSubstr("no version record"));
     b = good;
     b[Find(b, "/version").data] = '0';
-    EXPECT_THAT(std::string(CheckArchivePickle(b).message()),
+    EXPECT_THAT(std::string(ReadArchiveRecords(b).status().message()),
                 HasSubstr("is not one LibTorch reads"));
+  }
+  {  // Two records of one name: which one a reader takes would be up to the reader.
+    std::string b = good;
+    const Entry e = Find(b, "/data/7");
+    b[e.central + 46 + Le16(b, e.central + 28) - 1] = '6';
+    EXPECT_THAT(std::string(ReadArchiveRecords(b).status().message()), HasSubstr("appears twice"));
   }
   {  // LibTorch finds the pickle whatever the case of its name: so does the check.
     std::string b = good;
@@ -127,7 +139,8 @@ TEST(CheckPickle, RefusesWhatLibTorchsReaderWouldTrust) {
     const uint16_t n = Le16(b, e.central + 28);
     for (size_t i = e.central + 46; i < e.central + 46 + n; ++i) b[i] = absl::ascii_toupper(b[i]);
     Put(b, b.find('X', e.data) + 1, 0x7ffffff0, 4);
-    EXPECT_THAT(std::string(CheckArchivePickle(b).message()), HasSubstr("declares 2147483632"));
+    EXPECT_THAT(std::string(ReadArchiveRecords(b).status().message()),
+                HasSubstr("declares 2147483632"));
   }
 }
 
