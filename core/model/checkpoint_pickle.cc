@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
@@ -67,6 +68,44 @@ uint64_t Le(std::string_view b, uint64_t at, int n) {
 
 bool Has(std::string_view b, uint64_t at, uint64_t n) {
   return at <= b.size() && n <= b.size() - at;
+}
+
+// How an opcode moves the unpickler's stack (Python's pickletools stack_before/after).
+// LibTorch keeps one flat stack with MARK positions in a side list and trusts them: an
+// opcode popping below the last MARK, or a MARK opcode whose MARK lies above the stack's
+// top, makes it erase a reversed range (ASan: bad free, found by fuzz/checkpoint).
+struct Effect {
+  int pops = 0, pushes = 1;
+  bool to_mark = false;  // takes every value above the last MARK, and the MARK
+  int below = 0;         // ... and needs this many values below it, left in place
+  bool pairs = false;    // ... which must come in key/value pairs
+  int min_items = 0;     // ... at least this many
+};
+
+struct Effects {
+  std::string_view codes;
+  Effect effect;
+};
+constexpr Effects kEffects[] = {
+    {".0", {1, 0}},
+    {"\x80\x95", {0, 0}},
+    {"2", {1, 2}},
+    {"Qpqr\x94\x98\x85", {1, 1}},
+    {"Rab\x81\x86\x93", {2, 1}},
+    {"s\x87\x92", {3, 1}},
+    {"1", {0, 0, true}},
+    {"lti\x91", {0, 1, true}},
+    {"o", {0, 1, true, 0, false, 1}},
+    {"d", {0, 1, true, 0, true}},
+    {"e\x90", {0, 0, true, 1}},
+    {"u", {0, 0, true, 1, true}},
+};
+
+Effect EffectOf(uint8_t code) {
+  for (const Effects& f : kEffects) {
+    if (f.codes.find(static_cast<char>(code)) != std::string_view::npos) return f.effect;
+  }
+  return {};  // every other opcode pushes one value
 }
 
 absl::Status BadArchive(const std::string& why) {
@@ -163,6 +202,8 @@ absl::StatusOr<uint64_t> ParseVersion(std::string_view text) {
 
 absl::Status CheckPickle(std::string_view p) {
   uint64_t at = 0, ops = 0;
+  int64_t depth = 0;           // values on the stack
+  std::vector<int64_t> marks;  // the depth at each open MARK
   for (; at < p.size(); ++ops) {
     const uint64_t start = at;
     const uint8_t code = static_cast<uint8_t>(p[at]);
@@ -171,10 +212,30 @@ absl::Status CheckPickle(std::string_view p) {
       return absl::InvalidArgumentError(
           absl::StrFormat("pickle opcode 0x%02x at byte %d: %s", code, start, what));
     };
+    if (op.arg == Arg::kInvalid) return bad("not a pickle opcode");
+    const Effect e = EffectOf(code);
+    auto floor = [&] { return marks.empty() ? int64_t{0} : marks.back(); };
+    if (code == '(') {
+      marks.push_back(depth);
+    } else if (e.to_mark) {
+      if (marks.empty()) return bad("no MARK to take values from");
+      const int64_t items = depth - marks.back();
+      depth = marks.back();
+      marks.pop_back();
+      if (items < e.min_items || (e.pairs && items % 2 != 0) || depth - e.below < floor()) {
+        return bad(absl::StrCat(items, " values above the MARK do not fit the opcode"));
+      }
+      depth += e.pushes;
+    } else {
+      if (depth - e.pops < floor()) {
+        return bad(absl::StrCat("takes ", e.pops, " values, ", depth - floor(), " there"));
+      }
+      depth += e.pushes - e.pops;
+    }
     ++at;
     switch (op.arg) {
       case Arg::kInvalid:
-        return bad("not a pickle opcode");
+        break;
       case Arg::kNone:
         if (code == '.') return absl::OkStatus();  // STOP: what follows is never read
         break;

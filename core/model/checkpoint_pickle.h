@@ -3,8 +3,10 @@
 // bytes opcode declares before reading the bytes, so a 100 KB file claiming a 2 GiB string
 // would make a service allocate 2 GiB (found by fuzz/checkpoint and fuzz/int8_artifact).
 // The check walks every opcode of the pickle protocol and refuses a length, frame or line
-// that runs past the end of the pickle, an unknown opcode, or a pickle without STOP. The
-// archive around it is read here too (ReadArchiveRecords), not by LibTorch's ZIP reader.
+// that runs past the end of the pickle, an unknown opcode, a pickle without STOP, a memo id
+// beyond the opcodes before it, and an opcode that takes more values than the stack holds
+// above its last MARK (LibTorch's unpickler trusts all of these). The archive around it is
+// read here too (ReadArchiveRecords), not by LibTorch's ZIP reader.
 #ifndef QV2X_CORE_MODEL_CHECKPOINT_PICKLE_H_
 #define QV2X_CORE_MODEL_CHECKPOINT_PICKLE_H_
 

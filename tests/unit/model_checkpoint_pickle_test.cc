@@ -1,7 +1,8 @@
 // What is checked before LibTorch reads a checkpoint or INT8 artifact (checkpoint_pickle.h):
 // real files pass; a pickle whose lengths run past its end, a memo id beyond the opcodes
-// before it, a deflated record, a missing or unsupported version, a record name given twice,
-// a pickle named in another case and a storage larger than its record are refused by name.
+// before it, an opcode reaching below its MARK, a deflated record, a missing or unsupported
+// version, a record name given twice, a pickle named in another case and a storage larger
+// than its record are refused by name.
 #include "core/model/checkpoint_pickle.h"
 
 #include <torch/torch.h>
@@ -90,12 +91,21 @@ TEST(CheckPickle, RefusesLengthsLinesAndOpcodesPastTheEnd) {
               HasSubstr("not a pickle opcode"));
   EXPECT_THAT(std::string(CheckPickle("\x80\x02N").message()), HasSubstr("without STOP"));
   // A frame (protocol 4) must fit; its opcodes are walked inline.
-  EXPECT_TRUE(CheckPickle(std::string("\x95\x01\x00\x00\x00\x00\x00\x00\x00.", 10)).ok());
-  EXPECT_FALSE(CheckPickle(std::string("\x95\xff\x00\x00\x00\x00\x00\x00\x00.", 10)).ok());
+  EXPECT_TRUE(CheckPickle(std::string("\x95\x02\x00\x00\x00\x00\x00\x00\x00N.", 11)).ok());
+  EXPECT_FALSE(CheckPickle(std::string("\x95\xff\x00\x00\x00\x00\x00\x00\x00N.", 11)).ok());
   // Memo ids: LibTorch's memo table grows to the id, so 2^32 - 1 would be 64 GiB of slots.
   EXPECT_TRUE(CheckPickle(std::string("\x80\x02]q\x00]r\x01\x00\x00\x00.", 12)).ok());
   EXPECT_THAT(std::string(CheckPickle("\x80\x02]r\xff\xff\xff\xff.").message()),
               HasSubstr("opcode 0x72 at byte 3: memo id 4294967295 after 2 opcodes"));
+
+  // The stack: LibTorch erases a reversed range when an opcode reaches below its MARK.
+  EXPECT_TRUE(CheckPickle("\x80\x02}(NNu.").ok());
+  EXPECT_THAT(std::string(CheckPickle("\x80\x02N(0t.").message()),
+              HasSubstr("opcode 0x30 at byte 4: takes 1 values, 0 there"));
+  EXPECT_THAT(std::string(CheckPickle("\x80\x02}(Nu.").message()),
+              HasSubstr("1 values above the MARK do not fit"));
+  EXPECT_TRUE(CheckPickle("\x80\x02(Nt.").ok());
+  EXPECT_THAT(std::string(CheckPickle("\x80\x02Nt.").message()), HasSubstr("no MARK"));
 }
 
 TEST(CheckPickle, RefusesWhatLibTorchsReaderWouldTrust) {
