@@ -11,8 +11,8 @@
 #include "prometheus/histogram.h"
 #include "qv2x/v1/features.grpc.pb.h"
 #include "services/log.h"
-#include "services/tls_credentials.h"
 #include "services/status_convert.h"
+#include "services/tls_credentials.h"
 
 namespace qv2x::agent {
 namespace {
@@ -204,8 +204,12 @@ void AgentRunner::Run() {
       if (frames_sent_ >= options_.max_frames) break;
     }
   }
-  link_.Close();
+  // Stopping (SIGTERM, --max_frames): fusion reads what is in flight before the stream ends.
+  link_.Drain(std::chrono::seconds(2));
   metrics_->connected.Set(0);
+  std::lock_guard<std::mutex> lock(mu_);
+  services::LogInfo(
+      absl::StrCat("agent ", options_.agent_id, ": stopped after ", frames_sent_, " frames sent"));
 }
 
 std::optional<uint64_t> AgentRunner::NextFrame() {

@@ -55,6 +55,14 @@ void FeatureLink::Close() {
   cv_.notify_all();
 }
 
+void FeatureLink::Drain(std::chrono::milliseconds timeout) {
+  if (connected() && stream_->WritesDone()) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return broken_.load(); });
+  }
+  Close();
+}
+
 void FeatureLink::ReadLoop() {
   v1::FeatureStreamReply reply;
   while (stream_->Read(&reply)) {
@@ -66,7 +74,10 @@ void FeatureLink::ReadLoop() {
       cv_.notify_all();
     }
   }
-  broken_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);  // a waiter checks broken_ under the lock
+    broken_ = true;
+  }
   cv_.notify_all();
 }
 

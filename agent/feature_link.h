@@ -32,7 +32,11 @@ class FeatureLink {
   bool connected() const { return stream_ != nullptr && !broken_.load(); }
   // False (and the link closes) when the stream is broken.
   bool Send(const v1::FeatureMessage& message);
+  // Cancels the stream: what fusion has not read yet is lost.
   void Close();
+  // Half-closes the stream and waits up to `timeout` for the fusion service to read every
+  // message sent and end the stream, then closes: a stopping agent loses nothing in flight.
+  void Drain(std::chrono::milliseconds timeout);
 
   // Highest frame the fusion service closed on this stream; nullopt before the first.
   std::optional<uint64_t> closed() const;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/model/checkpoint.h"
 #include "core/model/runtime_model.h"
@@ -303,6 +304,32 @@ TEST_F(ClusterTest, RollOutOfANewCodebookLosesNoFrame) {
   EXPECT_GE(
       qv2x::testing::SumOf(fm, "qv2x_fusion_e2e_latency_seconds_count", {"precision=\"fp32\""}),
       static_cast<double>(got.size()));
+}
+
+// A stopping agent half-closes its stream and lets fusion read what is in flight: here two
+// frames sent while fusion was stopped, unread when SIGTERM arrives, are still counted.
+TEST_F(ClusterTest, StoppedAgentLosesNoMessageInFlight) {
+  StartFusion();
+  for (int id : kAgents) StartAgent(id, {"--pace=realtime"});
+  ASSERT_GE(frames_->WaitFor(5, 180).size(), 5u) << Logs();
+  fusion_->Signal(SIGSTOP);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  agents_[1]->Signal(SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  fusion_->Signal(SIGCONT);
+  ASSERT_EQ(agents_[1]->Wait(30), 0) << agents_[1]->Log();
+  uint64_t sent = 0;
+  const std::string log = agents_[1]->Log();
+  const size_t at = log.find("stopped after ");
+  ASSERT_NE(at, std::string::npos) << log;
+  ASSERT_TRUE(absl::SimpleAtoi(log.substr(at + 14, log.find(' ', at + 14) - at - 14), &sent));
+  ASSERT_GT(sent, 5u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // its last frames close
+  const auto fm = Metrics(fusion_ports_.metrics);
+  EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_messages_total", {"agent=\"1\""}) +
+                qv2x::testing::SumOf(fm, "qv2x_fusion_late_messages_total", {"agent=\"1\""}),
+            static_cast<double>(sent));
+  EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_rejected_messages_total"), 0);
 }
 
 // Realtime agents pace themselves on the fusion service: while it fuses nothing (here it is
