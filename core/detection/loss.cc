@@ -64,9 +64,8 @@ bool HasShape(const at::Tensor& t, std::initializer_list<int64_t> shape) {
 
 }  // namespace
 
-absl::StatusOr<LossTerms> DetectionLoss::operator()(const HeadOutputs& out,
-                                                    const BatchTargets& targets,
-                                                    const OccupancyInputs* occupancy) const {
+absl::StatusOr<DetectionLoss::PerAnchor> DetectionLoss::PerAnchorTerms(
+    const HeadOutputs& out, const BatchTargets& targets) const {
   if (!targets.labels.defined() || targets.labels.dim() != 4) {
     return absl::InvalidArgumentError("DetectionLoss: labels must be [B, H', W', A], got " +
                                       Shape(targets.labels));
@@ -92,28 +91,41 @@ absl::StatusOr<LossTerms> DetectionLoss::operator()(const HeadOutputs& out,
     // Each frame normalised by its own positive count.
     const at::Tensor norm = pos.sum(1, /*keepdim=*/true).to(out.cls.scalar_type()).clamp_min(1.0);
     const at::Tensor pos_w = pos.to(out.cls.scalar_type()) / norm;  // [B, N]
+    const double per_frame = 1.0 / static_cast<double>(B);
 
-    LossTerms terms;
+    PerAnchor t;
     const at::Tensor cls_logits = out.cls.permute({0, 2, 3, 1}).reshape({B, -1});
     const at::Tensor cls_w = cared.to(out.cls.scalar_type()) / norm;
-    terms.cls = (SigmoidFocalLoss(cls_logits, pos.to(cls_logits.scalar_type()), loss_.cls_alpha,
-                                  loss_.cls_gamma) *
-                 cls_w)
-                    .sum() *
-                loss_.cls_weight / static_cast<double>(B);
+    t.cls = SigmoidFocalLoss(cls_logits, pos.to(cls_logits.scalar_type()), loss_.cls_alpha,
+                             loss_.cls_gamma) *
+            cls_w * (loss_.cls_weight * per_frame);
 
     const at::Tensor reg_pred = out.reg.permute({0, 2, 3, 1}).reshape({B, -1, kBoxDims});
     const at::Tensor reg_tgt = targets.reg_targets.to(dev).reshape({B, -1, kBoxDims});
     const auto [p_sin, t_sin] = AddSinDifference(reg_pred, reg_tgt);
-    terms.reg = (SmoothL1(p_sin, t_sin, loss_.reg_beta).sum(-1) * pos_w).sum() * loss_.reg_weight /
-                static_cast<double>(B);
+    t.reg = SmoothL1(p_sin, t_sin, loss_.reg_beta).sum(-1) * pos_w * (loss_.reg_weight * per_frame);
 
     const at::Tensor dir_logits = out.dir.permute({0, 2, 3, 1}).reshape({B, -1, nb});
     const at::Tensor dir_tgt = targets.dir_targets.to(dev).reshape({B, -1}).clamp_min(0);
     const at::Tensor nll =
         -torch::log_softmax(dir_logits, -1).gather(-1, dir_tgt.unsqueeze(-1)).squeeze(-1);
-    terms.dir = (nll * pos_w).sum() * loss_.dir_weight / static_cast<double>(B);
+    t.dir = nll * pos_w * (loss_.dir_weight * per_frame);
+    return t;
+  } catch (const c10::Error& e) {
+    return absl::InternalError(std::string("DetectionLoss: ") + e.what_without_backtrace());
+  }
+}
 
+absl::StatusOr<LossTerms> DetectionLoss::operator()(const HeadOutputs& out,
+                                                    const BatchTargets& targets,
+                                                    const OccupancyInputs* occupancy) const {
+  absl::StatusOr<PerAnchor> per_anchor = PerAnchorTerms(out, targets);
+  if (!per_anchor.ok()) return per_anchor.status();
+  try {
+    LossTerms terms;
+    terms.cls = per_anchor->cls.sum();
+    terms.reg = per_anchor->reg.sum();
+    terms.dir = per_anchor->dir.sum();
     terms.total = terms.cls + terms.reg + terms.dir;
     if (occupancy != nullptr) {
       absl::StatusOr<at::Tensor> occ = Occupancy(*occupancy);
@@ -122,6 +134,39 @@ absl::StatusOr<LossTerms> DetectionLoss::operator()(const HeadOutputs& out,
       terms.total = terms.total + terms.occ;
     }
     return terms;
+  } catch (const c10::Error& e) {
+    return absl::InternalError(std::string("DetectionLoss: ") + e.what_without_backtrace());
+  }
+}
+
+absl::StatusOr<std::vector<LossTerms>> DetectionLoss::ByAnchorClass(const HeadOutputs& out,
+                                                                    const BatchTargets& targets,
+                                                                    int anchors_per_class) const {
+  absl::StatusOr<PerAnchor> per_anchor = PerAnchorTerms(out, targets);
+  if (!per_anchor.ok()) return per_anchor.status();
+  const int64_t A = targets.labels.size(3);
+  if (anchors_per_class < 1 || A % anchors_per_class != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("DetectionLoss: %d anchors per cell do not split into classes of %d", A,
+                        anchors_per_class));
+  }
+  const int64_t classes = A / anchors_per_class;
+  try {
+    // [B, H'·W'·A] -> [B·H'·W', classes, anchors_per_class], summed to one value per class.
+    auto split = [&](const at::Tensor& t) {
+      return t.reshape({-1, classes, anchors_per_class}).sum(at::IntArrayRef{0, 2});
+    };
+    const at::Tensor cls = split(per_anchor->cls), reg = split(per_anchor->reg),
+                     dir = split(per_anchor->dir);
+    std::vector<LossTerms> out_terms(classes);
+    for (int64_t c = 0; c < classes; ++c) {
+      LossTerms& t = out_terms[c];
+      t.cls = cls[c];
+      t.reg = reg[c];
+      t.dir = dir[c];
+      t.total = t.cls + t.reg + t.dir;
+    }
+    return out_terms;
   } catch (const c10::Error& e) {
     return absl::InternalError(std::string("DetectionLoss: ") + e.what_without_backtrace());
   }

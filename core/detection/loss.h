@@ -60,11 +60,25 @@ class DetectionLoss {
   absl::StatusOr<LossTerms> operator()(const HeadOutputs& out, const BatchTargets& targets,
                                        const OccupancyInputs* occupancy = nullptr) const;
 
+  // cls, reg and dir split by anchor class (anchor a is class a / anchors_per_class, the
+  // anchors.h layout): element c holds class c's share of each term, with the same
+  // per-frame normalisation, so the shares add up to operator()'s terms.
+  absl::StatusOr<std::vector<LossTerms>> ByAnchorClass(const HeadOutputs& out,
+                                                       const BatchTargets& targets,
+                                                       int anchors_per_class) const;
+
   // Σ_l pyramid_weights[l] · cls_weight · Σ_agents focal(level l) / positives(agent, l),
   // divided by the number of agents.
   absl::StatusOr<at::Tensor> Occupancy(const OccupancyInputs& occupancy) const;
 
  private:
+  // Each anchor's weighted contribution to cls, reg and dir, [B, H'·W'·A] each.
+  struct PerAnchor {
+    at::Tensor cls, reg, dir;
+  };
+  absl::StatusOr<PerAnchor> PerAnchorTerms(const HeadOutputs& out,
+                                           const BatchTargets& targets) const;
+
   LossConfig loss_;
   DirConfig dir_;
 };

@@ -74,6 +74,7 @@ struct Matches {
   std::vector<int8_t> label;
   std::vector<int> gt_index;
   int num_positive = 0;
+  std::vector<GtAssignment> per_gt;
 };
 
 Matches MatchAnchors(const AnchorGrid& grid, const std::vector<LabeledBox>& gt) {
@@ -92,10 +93,13 @@ Matches MatchAnchors(const AnchorGrid& grid, const std::vector<LabeledBox>& gt) 
   }
 
   std::vector<int64_t> forced_anchor(gt.size(), -1);
+  Matches m;
+  m.per_gt.resize(gt.size());
   for (size_t g = 0; g < gt.size(); ++g) {
     const Box3D& b = gt[g].box;
     const std::optional<int> cls = grid.ClassIndex(gt[g].cls);
     if (!cls || !UsableBox(b)) continue;
+    m.per_gt[g].anchor_class = *cls;
     const Rect gr = Enclosing(b.x, b.y, b.l, b.w, b.yaw);
     double gt_best = 0.0;
     int64_t gt_best_idx = -1;
@@ -125,9 +129,10 @@ Matches MatchAnchors(const AnchorGrid& grid, const std::vector<LabeledBox>& gt) 
       }
     }
     forced_anchor[g] = gt_best_idx;
+    m.per_gt[g].best_iou = gt_best;
+    m.per_gt[g].forced_only = gt_best_idx >= 0 && gt_best < grid.pos_threshold[*cls];
   }
 
-  Matches m;
   m.label.assign(n, 0);
   m.gt_index.assign(n, -1);
   for (int64_t idx = 0; idx < n; ++idx) {
@@ -144,7 +149,11 @@ Matches MatchAnchors(const AnchorGrid& grid, const std::vector<LabeledBox>& gt) 
     m.label[forced_anchor[g]] = 1;
     m.gt_index[forced_anchor[g]] = static_cast<int>(g);
   }
-  m.num_positive = static_cast<int>(std::count(m.label.begin(), m.label.end(), 1));
+  for (int64_t idx = 0; idx < n; ++idx) {
+    if (m.label[idx] != 1) continue;
+    ++m.num_positive;
+    m.per_gt[m.gt_index[idx]].anchors.push_back(idx);
+  }
   return m;
 }
 
@@ -170,6 +179,7 @@ absl::StatusOr<FrameTargets> AssignTargets(const AnchorGrid& grid,
 
   FrameTargets t;
   t.num_positive = m.num_positive;
+  t.per_gt = m.per_gt;
   t.labels = LabelTensor(grid, m);
   t.reg_targets = torch::zeros({H, W, A, kBoxDims}, torch::kFloat32);
   t.dir_targets = torch::full({H, W, A}, -1, torch::kInt64);

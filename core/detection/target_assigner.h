@@ -32,11 +32,22 @@ struct LabeledBox {
 std::vector<LabeledBox> BoxesInAgentFrame(const std::vector<GtObject>& objects,
                                           const Pose& lidar_pose);
 
+// How one ground-truth box was matched, for diagnosis (qv2x diagnose).
+struct GtAssignment {
+  int anchor_class = -1;  // -1: skipped (no anchors for its class, or an unusable box)
+  double best_iou = 0;    // BEV IoU of its best anchor; 0 when no anchor of its class overlaps
+  // Flat indices (row, col, anchor order) of the positive anchors that regress to it.
+  std::vector<int64_t> anchors;
+  // No anchor reached pos_threshold: its only positive is the forced best-anchor match.
+  bool forced_only = false;
+};
+
 struct FrameTargets {
   at::Tensor labels;       // [H', W', A] float32: 1 positive, 0 negative, -1 ignored
   at::Tensor reg_targets;  // [H', W', A, 7] float32 (box_coder.h encoding), 0 unless positive
   at::Tensor dir_targets;  // [H', W', A] int64: direction bin of positives, -1 elsewhere
   int num_positive = 0;
+  std::vector<GtAssignment> per_gt;  // in the order of the boxes given
 };
 
 // Targets for one frame. Boxes of classes without anchors and boxes with a non-positive or

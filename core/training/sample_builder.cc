@@ -24,19 +24,28 @@ std::vector<GtObject> SeenBy(const SceneFrame& frame, const std::vector<int>& ag
 
 }  // namespace
 
+std::vector<GtObject> EgoGroundTruthObjects(const SceneFrame& frame,
+                                            const std::vector<int>& agent_ids,
+                                            const StageConfig& cfg) {
+  std::vector<GtObject> out;
+  const AgentFrame* ego = frame.Ego();
+  if (ego == nullptr) return out;
+  const Mat4 world_to_ego = RigidInverse(PoseToMatrix(ego->lidar_pose));
+  for (GtObject& o : SeenBy(frame, agent_ids)) {
+    // The ego's own car (object id = agent id in simulated and OPV2V frames) is not a
+    // detection target: its own LiDAR cannot see it and the ego knows where it is.
+    if (o.id == frame.ego_id) continue;
+    o.box = TransformBox(world_to_ego, o.box);
+    if (BevInsideRange(o.box, cfg.postprocess.gt_range)) out.push_back(std::move(o));
+  }
+  return out;
+}
+
 std::vector<LabeledBox> EgoGroundTruth(const SceneFrame& frame, const std::vector<int>& agent_ids,
                                        const StageConfig& cfg) {
-  std::vector<GtObject> kept = SeenBy(frame, agent_ids);
-  // The ego's own car (object id = agent id in simulated and OPV2V frames) is not a
-  // detection target: its own LiDAR cannot see it and the ego knows where it is.
-  kept.erase(std::remove_if(kept.begin(), kept.end(),
-                            [&](const GtObject& o) { return o.id == frame.ego_id; }),
-             kept.end());
-  const AgentFrame* ego = frame.Ego();
   std::vector<LabeledBox> out;
-  if (ego == nullptr) return out;
-  for (LabeledBox& b : BoxesInAgentFrame(kept, ego->lidar_pose)) {
-    if (BevInsideRange(b.box, cfg.postprocess.gt_range)) out.push_back(b);
+  for (const GtObject& o : EgoGroundTruthObjects(frame, agent_ids, cfg)) {
+    out.push_back({o.cls, o.box});
   }
   return out;
 }

@@ -29,6 +29,10 @@ struct Sample {
 // cooperative and the ego-only evaluation, so that the two are comparable.
 std::vector<LabeledBox> EgoGroundTruth(const SceneFrame& frame, const std::vector<int>& agent_ids,
                                        const StageConfig& cfg);
+// The same objects with their ids and visibility kept, boxes in the ego frame (diagnosis).
+std::vector<GtObject> EgoGroundTruthObjects(const SceneFrame& frame,
+                                            const std::vector<int>& agent_ids,
+                                            const StageConfig& cfg);
 
 struct SampleOptions {
   PillarMode mode = PillarMode::kTrain;

@@ -99,6 +99,37 @@ TEST(DetectionLossTest, CombinedLossHandComputed) {
   EXPECT_NEAR(terms->dir.item<float>(), 0.0, 1e-9);
 }
 
+TEST(DetectionLossTest, ByAnchorClassSplitsEachTermAndAddsUpToIt) {
+  // Two anchors per cell, one per class: anchor 0 (class 0) positive, anchor 1 (class 1)
+  // negative. Class 1 gets only its negative's focal loss, normalised by the frame's one
+  // positive like the whole.
+  const TinyCase c = MakeTiny({0.f, 2.f}, {1.f, 0.f});
+  const DetectionLoss loss(Config(), Dir());
+  auto by_class = loss.ByAnchorClass(c.out, c.targets, /*anchors_per_class=*/1);
+  ASSERT_TRUE(by_class.ok()) << by_class.status();
+  ASSERT_EQ(by_class->size(), 2u);
+  const LossTerms& first = (*by_class)[0];
+  const LossTerms& second = (*by_class)[1];
+  EXPECT_NEAR(first.cls.item<float>(), kFocalPos0, 1e-6);
+  EXPECT_NEAR(first.reg.item<float>(), 2.0 * (0.01125 + (0.5 - 0.5 / 9.0)), 1e-6);
+  EXPECT_NEAR(first.dir.item<float>(), 0.2 * -std::log(0.75), 1e-6);
+  EXPECT_NEAR(second.cls.item<float>(), kFocalNeg2, 1e-6);
+  EXPECT_NEAR(second.reg.item<float>(), 0.0, 1e-9);
+  EXPECT_NEAR(second.dir.item<float>(), 0.0, 1e-9);
+  auto whole = loss(c.out, c.targets);
+  ASSERT_TRUE(whole.ok());
+  EXPECT_NEAR(first.total.item<float>() + second.total.item<float>(), whole->total.item<float>(),
+              1e-6);
+
+  // Both anchors in one class: the same as the whole.
+  auto one = loss.ByAnchorClass(c.out, c.targets, 2);
+  ASSERT_TRUE(one.ok());
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_NEAR((*one)[0].cls.item<float>(), whole->cls.item<float>(), 1e-6);
+  // Anchors that do not split into whole classes are refused.
+  EXPECT_FALSE(loss.ByAnchorClass(c.out, c.targets, 3).ok());
+}
+
 TEST(DetectionLossTest, BatchNormalisesPerFrameThenAverages) {
   const TinyCase a = MakeTiny({0.f, 2.f}, {1.f, 0.f});
   TinyCase b = MakeTiny({0.f, 0.f}, {1.f, 1.f});  // two positives: each term halves

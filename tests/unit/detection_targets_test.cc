@@ -103,6 +103,41 @@ TEST_F(DetectionTargetsTest, BestAnchorRuleKeepsALowOverlapBoxPositive) {
   EXPECT_EQ(t.dir_targets.reshape(-1)[best_idx].item<int64_t>(), 0);
 }
 
+TEST_F(DetectionTargetsTest, PerBoxAssignmentRecordsBestIouAndForcedMatches) {
+  // A vehicle right on the anchor at (-2.0, -0.4): best IoU 1, three positives (see above).
+  // A 45-degree vehicle: positive only through the forced best-anchor match. A box of a
+  // class without anchors in a two-class grid is skipped.
+  const Box3D on_anchor{-2.0, -0.4, -1.78, 3.9, 1.6, 1.56, 0.0};
+  const Box3D diagonal{3.5, 1.2, -1.6, 3.9, 1.6, 1.5, kPi / 4};
+  const FrameTargets t =
+      Assign({{ObjectClass::kVehicle, on_anchor}, {ObjectClass::kVehicle, diagonal}});
+  ASSERT_EQ(t.per_gt.size(), 2u);
+  EXPECT_EQ(t.per_gt[0].anchor_class, 0);
+  EXPECT_NEAR(t.per_gt[0].best_iou, 1.0, 1e-6);
+  EXPECT_FALSE(t.per_gt[0].forced_only);
+  EXPECT_EQ(t.per_gt[0].anchors.size(), 3u);
+  EXPECT_TRUE(t.per_gt[1].forced_only);
+  EXPECT_GT(t.per_gt[1].best_iou, 0.0);
+  EXPECT_LT(t.per_gt[1].best_iou, 0.45);
+  ASSERT_EQ(t.per_gt[1].anchors.size(), 1u);
+  // Every positive anchor is listed under exactly one box, and all are positive.
+  EXPECT_EQ(static_cast<int>(t.per_gt[0].anchors.size() + t.per_gt[1].anchors.size()),
+            t.num_positive);
+  const at::Tensor flat = t.labels.reshape(-1);
+  for (const GtAssignment& g : t.per_gt) {
+    for (int64_t idx : g.anchors) EXPECT_EQ(flat[idx].item<float>(), 1) << idx;
+  }
+
+  StageConfig two_classes = config_;
+  two_classes.postprocess.classes.pop_back();  // no truck anchors
+  auto grid = MakeAnchorGrid(two_classes);
+  ASSERT_TRUE(grid.ok());
+  auto skipped = AssignTargets(*grid, {{ObjectClass::kTruck, on_anchor}}, config_.model.dir_args);
+  ASSERT_TRUE(skipped.ok());
+  EXPECT_EQ(skipped->per_gt[0].anchor_class, -1);
+  EXPECT_TRUE(skipped->per_gt[0].anchors.empty());
+}
+
 // Dense reference: every anchor against every box of its class with qv2x::AxisAlignedBevIou.
 TEST_F(DetectionTargetsTest, MatchesDenseAxisAlignedIouOnRandomScenes) {
   std::mt19937 rng(11);
