@@ -6,6 +6,7 @@
 //   node validate.mjs [DIR]                   ctest deploy_k8s_schema (DIR: deploy/k8s)
 //   node validate.mjs --expect-invalid DIR    ctest deploy_k8s_schema_rejects_invalid
 //   node validate.mjs --kubectl KUBECTL [DIR] also compare each variant with `kubectl kustomize`
+//   node validate.mjs --print DIR             print DIR's build as a JSON list (check_deploy.py)
 //
 // What it checks in DIR (default: this script's parent directory), skipping validate/:
 //  - every YAML document of every file parses (YAML 1.1, as Kubernetes reads it, so an
@@ -14,10 +15,13 @@
 //    documents is then validated) or as a patch, so none is left out of the kustomizations;
 //  - each document's apiVersion/kind names a known model class, whose .validate() (JSON
 //    schema) must pass; an unknown apiVersion or kind is an error;
-//  - each kustomization is built (resources, namespace, JSON 6902 patches, images: the
-//    kustomize features used here; any other field is refused rather than ignored) and its
-//    output validated again, so the variants' patches are checked too: a patch must match
-//    a resource, and a `remove`/`replace` of a path that does not exist fails.
+//  - each kustomization is built (resources, components, namespace, JSON 6902 patches with
+//    a target by kind / name / labelSelector, images: the kustomize features used here; any
+//    other field is refused rather than ignored) and its output validated again, so the
+//    variants' patches are checked too: a patch must match a resource, and a
+//    `remove`/`replace` of a path that does not exist fails. A Component (deploy/k8s/tls)
+//    is built only inside the kustomizations that list it, as kustomize does: its
+//    resources and patches act on what they have accumulated so far.
 // What the schemas cannot check (a Service selecting a Deployment's pods, probe ports,
 // claim names, flags) is deploy/check_deploy.py's job. Unknown field names pass the
 // schemas (Kubernetes' OpenAPI does not forbid them); check_deploy.py requires the fields
@@ -37,8 +41,9 @@ import jsonpatch from "fast-json-patch";
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "../../..");   // paths in messages are relative to the repo
 const KUSTOMIZATION_FILES = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
-const KUSTOMIZATION_FIELDS = new Set(["apiVersion", "kind", "namespace", "resources", "patches",
-                                      "images"]);
+const KUSTOMIZATION_FIELDS = new Set(["apiVersion", "kind", "namespace", "resources",
+                                      "components", "patches", "images"]);
+const TARGET_FIELDS = new Set(["group", "version", "kind", "name", "namespace", "labelSelector"]);
 // Kinds that have no namespace (kustomize's namespace: leaves them alone).
 const CLUSTER_SCOPED = new Set(["Namespace", "PersistentVolume", "StorageClass", "ClusterRole",
                                 "ClusterRoleBinding", "CustomResourceDefinition",
@@ -169,27 +174,57 @@ function applyImages(objects, images, where) {
   }
 }
 
-function matchesTarget(obj, t) {
-  const [group, version] = obj.apiVersion.includes("/") ? obj.apiVersion.split("/") : ["", obj.apiVersion];
-  return (t.kind === undefined || t.kind === obj.kind) &&
-         (t.name === undefined || t.name === obj.metadata?.name) &&
-         (t.group === undefined || t.group === group) &&
-         (t.version === undefined || t.version === version) &&
-         (t.namespace === undefined || t.namespace === obj.metadata?.namespace);
+// A label selector's equality terms (`k=v`, `k==v`, `k!=v`, `k`, `!k`) as a predicate on
+// labels; set-based terms (`k in (a,b)`) are refused rather than misread.
+function labelPredicate(selector, where) {
+  const terms = selector.split(",").map((t) => t.trim()).map((t) => {
+    let m;
+    if ((m = t.match(/^([\w./-]+)\s*(==?|!=)\s*([\w.-]*)$/))) {
+      const [, k, op, v] = m;
+      return op === "!=" ? (l) => l[k] !== v : (l) => l[k] === v;
+    }
+    if ((m = t.match(/^(!?)([\w./-]+)$/))) return m[1] ? (l) => !(m[2] in l) : (l) => m[2] in l;
+    throw new Failure(`${where}: labelSelector term ${JSON.stringify(t)} is not supported by this validator`);
+  });
+  return (labels) => terms.every((f) => f(labels ?? {}));
+}
+
+function targetPredicate(t, where) {
+  for (const k of Object.keys(t)) {
+    if (!TARGET_FIELDS.has(k)) throw new Failure(`${where}: target field ${k} is not supported by this validator`);
+  }
+  const labels = t.labelSelector === undefined ? () => true : labelPredicate(t.labelSelector, where);
+  return (obj) => {
+    const [group, version] = obj.apiVersion.includes("/") ? obj.apiVersion.split("/") : ["", obj.apiVersion];
+    return (t.kind === undefined || t.kind === obj.kind) &&
+           (t.name === undefined || t.name === obj.metadata?.name) &&
+           (t.group === undefined || t.group === group) &&
+           (t.version === undefined || t.version === version) &&
+           (t.namespace === undefined || t.namespace === obj.metadata?.namespace) &&
+           labels(obj.metadata?.labels);
+  };
+}
+
+function readKustomization(dir) {
+  const kfile = kustomizationFile(dir);
+  if (!kfile) throw new Failure(`${rel(dir)}: no kustomization.yaml`);
+  const docs = parseDocuments(kfile);
+  if (docs.length !== 1) throw new Failure(`${rel(kfile)}: expected one YAML document`);
+  return { kfile, k: docs[0].value };
 }
 
 // Builds the kustomization in `dir`: returns [{value, source}], and records the files it
-// used in `used` (file -> "resource" | "patch" | "kustomization").
-function build(dir, used, stack = []) {
-  const kfile = kustomizationFile(dir);
-  if (!kfile) throw new Failure(`${rel(dir)}: no kustomization.yaml`);
+// used in `used` (file -> "resource" | "patch" | "kustomization"). A Component is built
+// into `into`, the objects its parent has accumulated, which it extends and patches.
+function build(dir, used, stack = [], into = null) {
+  const { kfile, k } = readKustomization(dir);
   if (stack.includes(kfile)) throw new Failure(`${rel(kfile)}: kustomization cycle`);
   used.set(kfile, "kustomization");
-  const docs = parseDocuments(kfile);
-  if (docs.length !== 1) throw new Failure(`${rel(kfile)}: expected one YAML document`);
-  const k = docs[0].value;
-  if (k.kind !== "Kustomization" || !/^kustomize\.config\.k8s\.io\/v1(beta1)?$/.test(k.apiVersion ?? "")) {
-    throw new Failure(`${rel(kfile)}: not a kustomize.config.k8s.io Kustomization`);
+  const want = into ? ["Component", /^kustomize\.config\.k8s\.io\/v1alpha1$/]
+                    : ["Kustomization", /^kustomize\.config\.k8s\.io\/v1(beta1)?$/];
+  if (k.kind !== want[0] || !want[1].test(k.apiVersion ?? "")) {
+    throw new Failure(`${rel(kfile)}: not a kustomize.config.k8s.io ${want[0]}` +
+                      (k.kind === "Component" ? " (a Component goes under components:, not resources:)" : ""));
   }
   for (const key of Object.keys(k)) {
     if (!KUSTOMIZATION_FIELDS.has(key)) {
@@ -197,7 +232,7 @@ function build(dir, used, stack = []) {
                         `build (it would be ignored); extend validate.mjs`);
     }
   }
-  const objects = [];
+  const objects = into ?? [];
   for (const r of k.resources ?? []) {
     const p = path.resolve(dir, r);
     if (!fs.existsSync(p)) throw new Failure(`${rel(kfile)}: resource ${r} does not exist`);
@@ -207,6 +242,13 @@ function build(dir, used, stack = []) {
       used.set(p, "resource");
       for (const d of parseDocuments(p)) objects.push({ value: d.value, source: `${rel(p)}, document ${d.index}` });
     }
+  }
+  for (const c of k.components ?? []) {
+    const p = path.resolve(dir, c);
+    if (!fs.existsSync(p) || !fs.statSync(p).isDirectory()) {
+      throw new Failure(`${rel(kfile)}: component ${c} is not a directory`);
+    }
+    build(p, used, [...stack, kfile], objects);
   }
   if (k.namespace) {
     for (const { value } of objects) {
@@ -229,7 +271,8 @@ function build(dir, used, stack = []) {
       ops = YAML.parse(p.patch, { version: "1.1" });
     }
     if (!Array.isArray(ops)) throw new Failure(`${where}: the patch is not a JSON 6902 list of operations`);
-    const targets = objects.filter((o) => matchesTarget(o.value, p.target));
+    const matches = targetPredicate(p.target, where);
+    const targets = objects.filter((o) => matches(o.value));
     if (targets.length === 0) throw new Failure(`${where}: target ${JSON.stringify(p.target)} matches no resource`);
     for (const o of targets) {
       try {
@@ -281,9 +324,12 @@ async function checkTree(root, kubectl) {
   const errors = [];
   const files = yamlFiles(root, [HERE]);
   const kdirs = files.filter((f) => KUSTOMIZATION_FILES.includes(path.basename(f))).map(path.dirname);
+  // Components are built by the kustomizations that list them (a file of one that none
+  // lists is reported below as not listed).
+  const isComponent = (d) => { try { return readKustomization(d).k?.kind === "Component"; } catch { return false; } };
   const used = new Map();
   const built = new Map();
-  for (const d of kdirs) {
+  for (const d of kdirs.filter((x) => !isComponent(x))) {
     try {
       built.set(d, build(d, used));
     } catch (e) {
@@ -383,17 +429,29 @@ async function checkRejected(dir) {
 
 // -------------------------------------------------------------------------------- main
 const args = process.argv.slice(2);
-let expectInvalid = false, kubectl = null;
+let expectInvalid = false, print = false, kubectl = null;
 const positional = [];
 for (let i = 0; i < args.length; i++) {
   if (args[i] === "--expect-invalid") expectInvalid = true;
+  else if (args[i] === "--print") print = true;
   else if (args[i] === "--kubectl") kubectl = args[++i];
   else if (args[i].startsWith("-")) { console.error(`unknown option ${args[i]}`); process.exit(2); }
   else positional.push(args[i]);
 }
-if (positional.length > 1) { console.error("usage: validate.mjs [--expect-invalid] [--kubectl K] [DIR]"); process.exit(2); }
+if (positional.length > 1 || (print && positional.length !== 1)) {
+  console.error("usage: validate.mjs [--expect-invalid | --print] [--kubectl K] [DIR]");
+  process.exit(2);
+}
 
-if (expectInvalid) {
+if (print) {
+  try {
+    console.log(JSON.stringify(build(path.resolve(positional[0]), new Map()).map((o) => o.value), null, 1));
+  } catch (e) {
+    if (!(e instanceof Failure)) throw e;
+    console.error(`validate: ${e.message}`);
+    process.exit(1);
+  }
+} else if (expectInvalid) {
   const dir = path.resolve(positional[0] ?? path.join(HERE, "fixtures"));
   const { problems, count } = await checkRejected(dir);
   if (problems.length) {
