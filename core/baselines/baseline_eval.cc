@@ -102,8 +102,7 @@ class FrameRunner {
     const torch::Tensor idx = e.indices.to(torch::kInt32).contiguous();
     const std::vector<int32_t> values(idx.data_ptr<int32_t>(),
                                       idx.data_ptr<int32_t>() + idx.numel());
-    const codec::IndexGrid g{idx.size(0), idx.size(1), idx.size(2),
-                             cfg_.model.codebook.dict_size};
+    const codec::IndexGrid g{idx.size(0), idx.size(1), idx.size(2), cfg_.model.codebook.dict_size};
     const std::string digest = model_->codebook()->Digest();
     for (auto [encoding, out] : {std::pair{codec::IndexEncoding::kBitpack, raw},
                                  std::pair{codec::IndexEncoding::kZstd, zstd}}) {
@@ -123,6 +122,17 @@ class FrameRunner {
   const AnchorGrid& grid_;
   const BaselineOptions& options_;
 };
+
+// Encodes one message raw and with zstd, records both sizes and returns the raw bytes,
+// which the ego then decodes.
+template <typename EncodeFn>
+absl::StatusOr<std::string> Send(MethodState& st, EncodeFn encode) {
+  QV2X_ASSIGN_OR_RETURN(std::string wire, encode(Compression::kNone));
+  QV2X_ASSIGN_OR_RETURN(std::string packed, encode(Compression::kZstd));
+  st.raw.push_back(static_cast<double>(wire.size()));
+  st.zstd.push_back(static_cast<double>(packed.size()));
+  return wire;
+}
 
 bool Wants(const BaselineOptions& o, FusionMethod m) {
   return std::find(o.methods.begin(), o.methods.end(), m) != o.methods.end();
@@ -154,8 +164,7 @@ const char* FusionMethodName(FusionMethod m) {
 }
 
 absl::StatusOr<BaselineRun> EvaluateFusionBaselines(Detector& model, const FrameSource& source,
-                                                    const StageConfig& cfg,
-                                                    const AnchorGrid& grid,
+                                                    const StageConfig& cfg, const AnchorGrid& grid,
                                                     const BaselineOptions& options) {
   if (options.methods.empty()) return absl::InvalidArgumentError("no fusion method asked for");
   model->eval();
@@ -165,9 +174,8 @@ absl::StatusOr<BaselineRun> EvaluateFusionBaselines(Detector& model, const Frame
                                 Wants(options, FusionMethod::kIntermediateNoCodebook);
   const bool all_agents = any_intermediate || Wants(options, FusionMethod::kLate);
   // zstd of FP32 features costs ~10 ms a map: only when a row sends features.
-  const bool features_zstd =
-      Wants(options, FusionMethod::kIntermediateNoCodebook) ||
-      (!codebook && Wants(options, FusionMethod::kIntermediate));
+  const bool features_zstd = Wants(options, FusionMethod::kIntermediateNoCodebook) ||
+                             (!codebook && Wants(options, FusionMethod::kIntermediate));
 
   std::vector<MethodState> state(options.methods.size());
   std::vector<std::vector<FrameBoxes>> predictions(options.methods.size());
@@ -237,11 +245,9 @@ absl::StatusOr<BaselineRun> EvaluateFusionBaselines(Detector& model, const Frame
           shared_seconds = own_seconds[0];
           for (size_t k = 1; k < n; ++k) {
             shared_seconds += own_seconds[k];
-            QV2X_ASSIGN_OR_RETURN(std::string wire, EncodeBoxMessage(headers[k], own[k]));
-            QV2X_ASSIGN_OR_RETURN(std::string packed,
-                                  EncodeBoxMessage(headers[k], own[k], Compression::kZstd));
-            st.raw.push_back(static_cast<double>(wire.size()));
-            st.zstd.push_back(static_cast<double>(packed.size()));
+            QV2X_ASSIGN_OR_RETURN(std::string wire, Send(st, [&](Compression z) {
+                                    return EncodeBoxMessage(headers[k], own[k], z);
+                                  }));
             // The ego works with what arrived: the boxes as quantised on the wire.
             QV2X_ASSIGN_OR_RETURN(BoxMessage got, DecodeBoxMessage(wire));
             pooled.push_back({c.pairwise[k][0], std::move(got.boxes)});
@@ -263,16 +269,14 @@ absl::StatusOr<BaselineRun> EvaluateFusionBaselines(Detector& model, const Frame
               continue;
             }
             const PointCloud sent = PointsForEgo(a->points, c.pairwise[k][0], cfg.preprocess);
-            QV2X_ASSIGN_OR_RETURN(std::string wire, EncodePointMessage(headers[k], sent));
-            QV2X_ASSIGN_OR_RETURN(std::string packed,
-                                  EncodePointMessage(headers[k], sent, Compression::kZstd));
-            st.raw.push_back(static_cast<double>(wire.size()));
-            st.zstd.push_back(static_cast<double>(packed.size()));
+            QV2X_ASSIGN_OR_RETURN(std::string wire, Send(st, [&](Compression z) {
+                                    return EncodePointMessage(headers[k], sent, z);
+                                  }));
             QV2X_ASSIGN_OR_RETURN(PointMessage got, DecodePointMessage(wire));
             clouds.push_back({c.pairwise[k][0], std::move(got.points)});
           }
-          const Pillars merged =
-              Pillarize(MergeEarlyFusion(clouds, cfg.preprocess), cfg.preprocess, PillarMode::kTest);
+          const Pillars merged = Pillarize(MergeEarlyFusion(clouds, cfg.preprocess), cfg.preprocess,
+                                           PillarMode::kTest);
           QV2X_ASSIGN_OR_RETURN(Encoded e, runner.Encode(merged));
           QV2X_ASSIGN_OR_RETURN(dets, runner.Detect({&e.enc}, ego_warp, codebook));
           break;

@@ -26,11 +26,11 @@
 namespace qv2x::baselines {
 
 enum class FusionMethod {
-  kNone,          // the ego's sweep alone
-  kLate,          // every agent's boxes, merged by per-class NMS
-  kEarly,         // every agent's points, merged, one detection pass
-  kIntermediate,  // every agent's backbone map: codebook indices when the model has a
-                  // codebook, else FP32 features
+  kNone,                    // the ego's sweep alone
+  kLate,                    // every agent's boxes, merged by per-class NMS
+  kEarly,                   // every agent's points, merged, one detection pass
+  kIntermediate,            // every agent's backbone map: codebook indices when the model has a
+                            // codebook, else FP32 features
   kIntermediateNoCodebook,  // FP32 features, the codebook bypassed
 };
 // "none", "late", "early", "intermediate", "intermediate_no_codebook".
@@ -69,8 +69,8 @@ struct MethodRun {
   std::string sends;  // what each agent sends, in words
   EvalResult result;  // global sort
   std::vector<FrameBoxes> predictions;
-  ByteStats raw;   // as encoded (bit-packed indices; raw boxes, points, features)
-  ByteStats zstd;  // the same content with zstd
+  ByteStats raw;                 // as encoded (bit-packed indices; raw boxes, points, features)
+  ByteStats zstd;                // the same content with zstd
   double seconds_per_frame = 0;  // this method's own work (encoding shared with others
                                  // is counted in each method that uses it)
 };
@@ -86,8 +86,7 @@ struct BaselineRun {
 // Puts the model in eval mode (and leaves it there). kIntermediateNoCodebook on a model
 // without a codebook is the same as kIntermediate.
 absl::StatusOr<BaselineRun> EvaluateFusionBaselines(Detector& model, const FrameSource& source,
-                                                    const StageConfig& cfg,
-                                                    const AnchorGrid& grid,
+                                                    const StageConfig& cfg, const AnchorGrid& grid,
                                                     const BaselineOptions& options);
 
 }  // namespace qv2x::baselines

@@ -34,8 +34,8 @@ absl::StatusOr<std::string> EncodeBoxMessage(const MessageHeader& header,
                                              const std::vector<Detection>& boxes,
                                              Compression compression) {
   if (boxes.size() > kMaxBoxesPerMessage) {
-    return absl::InvalidArgumentError(absl::StrCat(boxes.size(), " boxes, at most ",
-                                                   kMaxBoxesPerMessage, " fit a message"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(boxes.size(), " boxes, at most ", kMaxBoxesPerMessage, " fit a message"));
   }
   std::string body;
   body.reserve(2 + boxes.size() * kBoxBytes);

@@ -39,4 +39,3 @@ PointCloud MergeEarlyFusion(const std::vector<AgentPoints>& agents, const VoxelC
 }
 
 }  // namespace qv2x::baselines
-

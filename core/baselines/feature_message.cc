@@ -17,8 +17,8 @@ absl::StatusOr<std::string> EncodeFeatureMessage(const MessageHeader& header,
   const uint64_t n = static_cast<uint64_t>(shape[0]) * shape[1] * shape[2];
   if (values.size() != n) {
     return absl::InvalidArgumentError(absl::StrCat("feature map of ", shape[0], " x ", shape[1],
-                                                   " x ", shape[2], " needs ", n,
-                                                   " values, got ", values.size()));
+                                                   " x ", shape[2], " needs ", n, " values, got ",
+                                                   values.size()));
   }
   std::string body;
   body.reserve(6 + n * sizeof(float));

@@ -53,8 +53,8 @@ std::vector<FusionTableRow> TableRows(const BaselineRun& run, const std::string&
                                       bool codebook_model) {
   std::vector<FusionTableRow> rows;
   for (const MethodRun& m : run.methods) {
-    rows.push_back({MethodLabel(m.method, codebook_model), weights, m.sends, m.result, m.raw,
-                    m.zstd});
+    rows.push_back(
+        {MethodLabel(m.method, codebook_model), weights, m.sends, m.result, m.raw, m.zstd});
   }
   return rows;
 }
@@ -79,8 +79,9 @@ std::string FusionTableMarkdown(const FusionTable& t) {
     absl::StrAppend(&out, "; ground truth: ", any->num_gt[0], " vehicles, ", any->num_gt[1],
                     " pedestrians, ", any->num_gt[2], " trucks");
   }
-  absl::StrAppend(&out, "; AP with the global sort; bytes are the mean per non-ego agent and "
-                        "frame; the FP32 feature message is ",
+  absl::StrAppend(&out,
+                  "; AP with the global sort; bytes are the mean per non-ego agent and "
+                  "frame; the FP32 feature message is ",
                   Bytes({1, t.fp32_feature_bytes, 0}), " bytes.\n");
   return out;
 }

@@ -13,13 +13,13 @@
 namespace qv2x::baselines {
 
 struct AgentDetections {
-  Mat4 to_ego;                       // the sender's frame → the ego's (identity for the ego)
+  Mat4 to_ego;                        // the sender's frame → the ego's (identity for the ego)
   std::vector<Detection> detections;  // the sender's frame
 };
 
 struct LateFusionOptions {
-  double nms_thresh = 0.15;         // postprocess.nms_thresh
-  std::array<double, 6> range{};    // postprocess.gt_range (the evaluation range)
+  double nms_thresh = 0.15;          // postprocess.nms_thresh
+  std::array<double, 6> range{};     // postprocess.gt_range (the evaluation range)
   std::array<double, 4> ego_body{};  // preprocess.ego_body_box: x0 y0 x1 y1, ego frame
 };
 

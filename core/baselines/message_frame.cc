@@ -89,12 +89,12 @@ absl::StatusOr<UnframedMessage> UnframeMessage(std::string_view message, Message
   ByteReader r(message);
   const uint8_t version = r.U8(), got_kind = r.U8(), compression = r.U8();
   if (version != kMessageVersion) {
-    return absl::InvalidArgumentError(absl::StrCat("message version ", version, ", expected ",
-                                                   kMessageVersion));
+    return absl::InvalidArgumentError(
+        absl::StrCat("message version ", version, ", expected ", kMessageVersion));
   }
   if (got_kind != static_cast<uint8_t>(kind)) {
-    return absl::InvalidArgumentError(absl::StrCat("message kind ", got_kind, ", expected ",
-                                                   static_cast<int>(kind)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("message kind ", got_kind, ", expected ", static_cast<int>(kind)));
   }
   if (compression > static_cast<uint8_t>(Compression::kZstd)) {
     return absl::InvalidArgumentError(absl::StrCat("unknown compression ", compression));
@@ -109,9 +109,8 @@ absl::StatusOr<UnframedMessage> UnframeMessage(std::string_view message, Message
   const std::string_view body = message.substr(kMessageHeaderBytes);
   if (out.compression == Compression::kNone) {
     if (body.size() > limits.max_body_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat("body of ", body.size(),
-                                                       " bytes exceeds the limit of ",
-                                                       limits.max_body_bytes));
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "body of ", body.size(), " bytes exceeds the limit of ", limits.max_body_bytes));
     }
     out.body.assign(body);
     return out;
@@ -124,9 +123,8 @@ absl::StatusOr<UnframedMessage> UnframeMessage(std::string_view message, Message
     return absl::DataLossError("zstd frame does not state its content size");
   }
   if (framed > limits.max_body_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat("zstd frame claims ", framed,
-                                                     " bytes, over the limit of ",
-                                                     limits.max_body_bytes));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "zstd frame claims ", framed, " bytes, over the limit of ", limits.max_body_bytes));
   }
   const size_t frame_bytes = ZSTD_findFrameCompressedSize(body.data(), body.size());
   if (ZSTD_isError(frame_bytes)) {

@@ -5,8 +5,7 @@
 namespace qv2x::baselines {
 
 absl::StatusOr<std::string> EncodePointMessage(const MessageHeader& header,
-                                               const PointCloud& points,
-                                               Compression compression) {
+                                               const PointCloud& points, Compression compression) {
   if (points.size() > UINT32_MAX) {
     return absl::InvalidArgumentError(absl::StrCat(points.size(), " points do not fit a message"));
   }

@@ -19,8 +19,7 @@ class InferFusionCli : public ::qv2x::testing::CliTest {
   static nlohmann::json Row(const nlohmann::json& table, const std::string& method,
                             const std::string& weights_prefix) {
     for (const auto& r : table["rows"]) {
-      if (r["method"] == method &&
-          r["weights"].get<std::string>().rfind(weights_prefix, 0) == 0) {
+      if (r["method"] == method && r["weights"].get<std::string>().rfind(weights_prefix, 0) == 0) {
         return r;
       }
     }
@@ -33,7 +32,8 @@ TEST_F(InferFusionCli, AllMethodsMakeOneTable) {
   const std::string out = dir() + "/all";
   auto r = Run(std::string("infer ") + kModels +
                " --fusion all --stage1-config configs/cpu/stage1.yaml"
-               " --stage1-checkpoint models/cpu-stage1.pth --out " + out);
+               " --stage1-checkpoint models/cpu-stage1.pth --out " +
+               out);
   ASSERT_EQ(r.exit_code, 0) << r.Combined();
   const auto table = nlohmann::json::parse(Slurp(out + "/fusion-table.json"));
   EXPECT_EQ(table["frames"], 2);
@@ -99,8 +99,8 @@ TEST_F(InferFusionCli, AllMethodsMakeOneTable) {
                                                            {"intermediate", indices},
                                                            {"intermediate_no_codebook", bypass},
                                                            {"intermediate_stage1", stage1}}) {
-    auto e = Run("eval --pred " + out + "/" + dir_name + "/pred.json --gt " + out +
-                 "/gt.json --json");
+    auto e =
+        Run("eval --pred " + out + "/" + dir_name + "/pred.json --gt " + out + "/gt.json --json");
     ASSERT_EQ(e.exit_code, 0) << e.Combined();
     const auto report = nlohmann::json::parse(e.out);
     for (const char* cls : {"vehicle", "pedestrian", "truck"}) {
@@ -124,8 +124,9 @@ TEST_F(InferFusionCli, ContradictoryFlagsAreOneLineErrors) {
   ExpectOneLineError(base + "--fusion sideways", "--fusion must be");
   ExpectOneLineError(base + "--fusion late --no-codebook", "--no-codebook");
   ExpectOneLineError(base + "--fusion early --ego-only", "--ego-only");
-  ExpectOneLineError(base + "--stage1-config configs/cpu/stage1.yaml "
-                            "--stage1-checkpoint models/cpu-stage1.pth",
+  ExpectOneLineError(base +
+                         "--stage1-config configs/cpu/stage1.yaml "
+                         "--stage1-checkpoint models/cpu-stage1.pth",
                      "--fusion all");
   ExpectOneLineError(base + "--fusion all --render " + dir() + "/png", "--render");
 }

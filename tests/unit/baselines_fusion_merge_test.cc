@@ -70,9 +70,9 @@ TEST(LateFusion, DropsTheEgosOwnCarAndWhatLiesOutsideTheRange) {
   const std::vector<AgentDetections> agents = {
       {Mat4::Identity(), {Det(ObjectClass::kVehicle, 39, 0, 0, 0.4)}},  // reaches x = 41
       {to_ego,
-       {Det(ObjectClass::kVehicle, 0, 19.7, -kPi / 2, 0.9),     // the ego's car, at (0.3, 0)
-        Det(ObjectClass::kVehicle, 19.5, 20, -kPi / 2, 0.7),    // (0, 19.5): reaches y = 20.4
-        Det(ObjectClass::kVehicle, 0, 10, -kPi / 2, 0.6)}}};    // (10, 0): kept
+       {Det(ObjectClass::kVehicle, 0, 19.7, -kPi / 2, 0.9),   // the ego's car, at (0.3, 0)
+        Det(ObjectClass::kVehicle, 19.5, 20, -kPi / 2, 0.7),  // (0, 19.5): reaches y = 20.4
+        Det(ObjectClass::kVehicle, 0, 10, -kPi / 2, 0.6)}}};  // (10, 0): kept
   const std::vector<Detection> out = MergeLateFusion(agents, Options());
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].score, 0.6);
@@ -88,12 +88,12 @@ TEST(EarlyFusion, PointsAreMovedAndCroppedToTheEgosRange) {
   v.ego_body_box = {-2.5, -1.1, 2.5, 1.1};
   const Mat4 to_ego = RelativeTransform(kOther, kEgo);
   const PointCloud sweep = {
-      {5, 0, -1, 0.5f},     // → ego (20, 5, -1): sent
-      {1, 0.5, -1, 0.1f},   // on the other agent's own body: not sent
-      {0, 30, -1, 0.2f},    // → ego (-10, 0): sent
-      {30, 0, -1, 0.3f},    // → ego (20, 30): outside the ego's range, not sent
-      {0, 20, -1, 0.4f},    // → ego (0, 0): the ego's body, sent but cropped by the ego
-      {5, 0, 2.5, 0.6f}};   // → ego z 2.5: above the range, not sent
+      {5, 0, -1, 0.5f},    // → ego (20, 5, -1): sent
+      {1, 0.5, -1, 0.1f},  // on the other agent's own body: not sent
+      {0, 30, -1, 0.2f},   // → ego (-10, 0): sent
+      {30, 0, -1, 0.3f},   // → ego (20, 30): outside the ego's range, not sent
+      {0, 20, -1, 0.4f},   // → ego (0, 0): the ego's body, sent but cropped by the ego
+      {5, 0, 2.5, 0.6f}};  // → ego z 2.5: above the range, not sent
   const PointCloud sent = PointsForEgo(sweep, to_ego, v);
   ASSERT_EQ(sent.size(), 3u);
   EXPECT_EQ(sent[0].intensity, 0.5f);

@@ -51,8 +51,8 @@ TEST(BoxMessage, RoundTripKeepsEveryFieldToItsQuantisation) {
     for (size_t i = 0; i < boxes.size(); ++i) {
       const Box3D &a = boxes[i].box, &b = got->boxes[i].box;
       EXPECT_EQ(got->boxes[i].cls, boxes[i].cls);
-      for (auto [x, y] : {std::pair{a.x, b.x}, {a.y, b.y}, {a.z, b.z}, {a.l, b.l}, {a.w, b.w},
-                          {a.h, b.h}}) {
+      for (auto [x, y] :
+           {std::pair{a.x, b.x}, {a.y, b.y}, {a.z, b.z}, {a.l, b.l}, {a.w, b.w}, {a.h, b.h}}) {
         EXPECT_NEAR(y, x, 0.005 + 1e-12);
       }
       EXPECT_NEAR(std::remainder(b.yaw - a.yaw, 2 * kPi), 0, kPi / 65536 + 1e-12);
@@ -75,16 +75,15 @@ TEST(BoxMessage, RefusesWhatDoesNotFit) {
   EXPECT_NE(far.status().message().find("box 0: x"), std::string::npos) << far.status();
   Detection flat = Det(ObjectClass::kVehicle, 1, 1, 0, 0.5);
   flat.box.w = 0;
-  EXPECT_EQ(EncodeBoxMessage(Header(), {flat}).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(EncodeBoxMessage(Header(), {flat}).status().code(), absl::StatusCode::kInvalidArgument);
   Detection nan = Det(ObjectClass::kVehicle, 1, 1, std::nan(""), 0.5);
   EXPECT_EQ(EncodeBoxMessage(Header(), {nan}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(BoxMessage, RefusesDamagedBytes) {
-  const std::string good =
-      *EncodeBoxMessage(Header(), {Det(ObjectClass::kTruck, 1, 2, 0.5, 0.5),
-                                   Det(ObjectClass::kVehicle, 3, 4, 0.5, 0.5)});
+  const std::string good = *EncodeBoxMessage(
+      Header(),
+      {Det(ObjectClass::kTruck, 1, 2, 0.5, 0.5), Det(ObjectClass::kVehicle, 3, 4, 0.5, 0.5)});
   EXPECT_EQ(DecodeBoxMessage(good.substr(0, 40)).status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(DecodeBoxMessage(good.substr(0, good.size() - 1)).status().code(),
             absl::StatusCode::kDataLoss);

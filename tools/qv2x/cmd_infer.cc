@@ -71,8 +71,8 @@ absl::StatusOr<FusionMethod> ParseMethod(const std::string& name, bool no_codebo
   if (name == "intermediate") {
     return no_codebook ? FusionMethod::kIntermediateNoCodebook : FusionMethod::kIntermediate;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--fusion must be none, late, early, intermediate or all, got '", name, "'"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("--fusion must be none, late, early, intermediate or all, got '", name, "'"));
 }
 
 // The real wire size of an index message: the FeatureMessage the agent service sends.
@@ -134,11 +134,16 @@ absl::StatusOr<LoadedModel> Load(const std::string& config_path, const std::stri
   return m;
 }
 
+// `fp32` is 0 when no agent's map was encoded (early fusion alone).
 std::string ByteLine(const baselines::MethodRun& r, double fp32) {
   if (r.raw.messages == 0) return "each agent sends nothing";
-  return absl::StrFormat(
-      "each agent sends %s: %.0f B/frame (zstd %.0f B), FP32 features %.0f B (%.1fx / %.1fx)",
-      r.sends, r.raw.mean, r.zstd.mean, fp32, fp32 / r.raw.mean, fp32 / r.zstd.mean);
+  std::string line = absl::StrFormat("each agent sends %s: %.0f B/frame (zstd %.0f B)", r.sends,
+                                     r.raw.mean, r.zstd.mean);
+  if (fp32 > 0) {
+    absl::StrAppend(&line, absl::StrFormat(", FP32 features %.0f B (%.1fx / %.1fx fewer)", fp32,
+                                           fp32 / r.raw.mean, fp32 / r.zstd.mean));
+  }
+  return line;
 }
 
 absl::Status RunInfer(Args& args) {
@@ -210,15 +215,15 @@ absl::Status RunInfer(Args& args) {
       ro.roi_half_y_m = main.cfg.postprocess.gt_range[4];
       ro.view_half_x_m = ro.roi_half_x_m + 8;
       ro.view_half_y_m = ro.roi_half_y_m + 6;
-      ro.title = absl::StrCat(source->FrameName(i), "  (",
-                              baselines::MethodLabel(m, codebook), ")");
+      ro.title =
+          absl::StrCat(source->FrameName(i), "  (", baselines::MethodLabel(m, codebook), ")");
       render_status =
           RenderBevPng(frame, ro, boxes, absl::StrFormat("%s/frame_%06d.png", render_dir, i));
     };
   }
-  QV2X_ASSIGN_OR_RETURN(baselines::BaselineRun run,
-                        baselines::EvaluateFusionBaselines(main.model, *source, main.cfg,
-                                                           main.grid, options));
+  QV2X_ASSIGN_OR_RETURN(
+      baselines::BaselineRun run,
+      baselines::EvaluateFusionBaselines(main.model, *source, main.cfg, main.grid, options));
   QV2X_RETURN_IF_ERROR(render_status);
   QV2X_RETURN_IF_ERROR(MakeDirs(out_dir));
   QV2X_RETURN_IF_ERROR(
@@ -230,13 +235,14 @@ absl::Status RunInfer(Args& args) {
         SaveBoxFile(out_dir + "/pred.json", r.predictions, BoxFileKind::kPrediction));
     std::printf("%s", EvalResultTable(r.result, ApSortOrder::kGlobal).c_str());
     std::printf("%s\n", ByteLine(r, run.fp32_features.mean).c_str());
-    std::printf("%zu frames, %.2f agents/frame, model %.3f s/frame (%s); wrote %s/pred.json, "
-                "%s/gt.json\n",
-                run.frames, run.agents_per_frame, r.seconds_per_frame,
-                r.method == FusionMethod::kNone
-                    ? "ego only"
-                    : ("cooperative, " + baselines::MethodLabel(r.method, codebook)).c_str(),
-                out_dir.c_str(), out_dir.c_str());
+    std::printf(
+        "%zu frames, %.2f agents/frame, model %.3f s/frame (%s); wrote %s/pred.json, "
+        "%s/gt.json\n",
+        run.frames, run.agents_per_frame, r.seconds_per_frame,
+        r.method == FusionMethod::kNone
+            ? "ego only"
+            : ("cooperative, " + baselines::MethodLabel(r.method, codebook)).c_str(),
+        out_dir.c_str(), out_dir.c_str());
     return absl::OkStatus();
   }
 
@@ -256,17 +262,17 @@ absl::Status RunInfer(Args& args) {
     baselines::BaselineOptions o1;
     o1.methods = {FusionMethod::kIntermediate};
     o1.index_message_bytes = options.index_message_bytes;
-    QV2X_ASSIGN_OR_RETURN(stage1_run, baselines::EvaluateFusionBaselines(s1.model, *source, s1.cfg,
-                                                                         s1.grid, o1));
+    QV2X_ASSIGN_OR_RETURN(
+        stage1_run, baselines::EvaluateFusionBaselines(s1.model, *source, s1.cfg, s1.grid, o1));
     // Both models must be scored on the same boxes, or the rows are not comparable.
     if (stage1_run.ground_truth.size() != run.ground_truth.size()) {
       return absl::InvalidArgumentError("the stage-1 model saw other frames");
     }
     for (size_t i = 0; i < run.ground_truth.size(); ++i) {
       if (stage1_run.ground_truth[i].boxes.size() != run.ground_truth[i].boxes.size()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "the stage-1 config gives frame ", run.ground_truth[i].frame,
-            " another ground truth (different gt_range, comm_range or max_cav?)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("the stage-1 config gives frame ", run.ground_truth[i].frame,
+                         " another ground truth (different gt_range, comm_range or max_cav?)"));
       }
     }
     for (auto& row : baselines::TableRows(stage1_run, s1.weights, s1.model->has_codebook())) {
@@ -276,14 +282,15 @@ absl::Status RunInfer(Args& args) {
   }
   for (const auto& [name, p] : preds) {
     QV2X_RETURN_IF_ERROR(MakeDirs(out_dir + "/" + name));
-    QV2X_RETURN_IF_ERROR(SaveBoxFile(out_dir + "/" + name + "/pred.json", *p,
-                                     BoxFileKind::kPrediction));
+    QV2X_RETURN_IF_ERROR(
+        SaveBoxFile(out_dir + "/" + name + "/pred.json", *p, BoxFileKind::kPrediction));
   }
   const std::string md = baselines::FusionTableMarkdown(table);
   QV2X_RETURN_IF_ERROR(WriteFileAtomic(out_dir + "/fusion-table.md", md));
-  QV2X_RETURN_IF_ERROR(WriteFileAtomic(out_dir + "/fusion-table.json", baselines::FusionTableJson(table)));
-  std::printf("%s\nwrote %s/fusion-table.md, %s/fusion-table.json\n", md.c_str(),
-              out_dir.c_str(), out_dir.c_str());
+  QV2X_RETURN_IF_ERROR(
+      WriteFileAtomic(out_dir + "/fusion-table.json", baselines::FusionTableJson(table)));
+  std::printf("%s\nwrote %s/fusion-table.md, %s/fusion-table.json\n", md.c_str(), out_dir.c_str(),
+              out_dir.c_str());
   return absl::OkStatus();
 }
 
