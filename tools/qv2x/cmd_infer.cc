@@ -236,8 +236,8 @@ absl::Status RunInfer(Args& args) {
     std::printf("%s", EvalResultTable(r.result, ApSortOrder::kGlobal).c_str());
     std::printf("%s\n", ByteLine(r, run.fp32_features.mean).c_str());
     std::printf(
-        "%zu frames, %.2f agents/frame, model %.3f s/frame (%s); wrote %s/pred.json, "
-        "%s/gt.json\n",
+        "%zu frames, %.2f agents in comm range/frame, model %.3f s/frame (%s); wrote "
+        "%s/pred.json, %s/gt.json\n",
         run.frames, run.agents_per_frame, r.seconds_per_frame,
         r.method == FusionMethod::kNone
             ? "ego only"
