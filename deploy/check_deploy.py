@@ -123,6 +123,10 @@ def check_flag_names(where, binary, names):
     check(not unknown, f"{where}: {binary} has no flag {', '.join('--' + n for n in unknown)}")
 
 
+def check_command_flags(where, binary, fl):  # the flags given and those --tryfromenv names
+    check_flag_names(where, binary, list(fl) + fl.get("tryfromenv", "").split(","))
+
+
 def probe_variables():
     """The QV2X_* variables `qv2x health` reads (its --help names them); None without --bin."""
     if not ARGS.bin:
@@ -162,7 +166,7 @@ for name, svc in services.items():
         continue
     binary, fl = cmd[0], flags(cmd)
     where = f"compose {name}"
-    check_flag_names(where, binary, list(fl) + fl.get("tryfromenv", "").split(","))
+    check_command_flags(where, binary, fl)
     check(svc.get("image") == "qv2x:cpu", f"{where}: image is not qv2x:cpu")
     check(svc.get("build", {}).get("dockerfile") == "docker/Dockerfile.cpu", f"{where}: build")
     check(fl.get("listen", "").startswith("0.0.0.0:"), f"{where}: --listen not on 0.0.0.0")
@@ -352,7 +356,7 @@ for name, d in deployments.items():
     check(len(pod["containers"]) == 1, f"{where}: one container expected")
     c = pod["containers"][0]
     binary, fl = c["args"][0], flags(c["args"])
-    check_flag_names(where, binary, list(fl) + fl.get("tryfromenv", "").split(","))
+    check_command_flags(where, binary, fl)
     g, m = port(fl["listen"]), port(fl["metrics"])
     cports = {p["name"]: p["containerPort"] for p in c["ports"]}
     check(cports == {"grpc": g, "metrics": m}, f"{where}: containerPorts {cports} != args")
@@ -536,7 +540,7 @@ for cname, svc in services.items():
                                  if k.startswith("FLAGS_")}
         compose_probe[role] = svc.get("healthcheck", {}).get("test", [])[1:]
 
-mounted = {}  # Deployment -> (certificate name, its Services, its Secret keys)
+mounted = {}  # Deployment -> (certificate name, its Services, its Secret keys, its flags)
 for tdir, plain_dir in (("tls/cpu", "cpu"), ("tls/single-node", "single-node")):
     where = f"k8s {tdir}"
     k = load(f"{K8S}/{tdir}/kustomization.yaml")
@@ -626,7 +630,7 @@ if mounted and openssl:
     r = subprocess.run([os.path.join(ROOT, K8S, "tls/make-secret.sh"), tmp],
                        capture_output=True, text=True)
     check(r.returncode == 0, f"k8s make-secret.sh: {r.stdout}{r.stderr}")
-    secret = yaml.safe_load(open(os.path.join(tmp, "qv2x-tls.yaml"))) if r.returncode == 0 else {}
+    secret = load(os.path.join(tmp, "qv2x-tls.yaml")) if r.returncode == 0 else {}
     data = secret.get("data", {})
     check((secret.get("kind"), secret.get("metadata", {}).get("name"),
            secret.get("metadata", {}).get("namespace")) == ("Secret", SECRET, "qv2x"),
@@ -635,8 +639,11 @@ if mounted and openssl:
     check(set(data) == wanted, f"k8s Secret keys {sorted(data)} != the mounted {sorted(wanted)}")
     for key, b64 in data.items():
         f = os.path.join(tmp, key)
-        check(os.path.exists(f) and base64.b64decode(b64) == open(f, "rb").read(),
-              f"k8s Secret {key}: not the file make-certs.sh wrote")
+        wrote = None
+        if os.path.exists(f):
+            with open(f, "rb") as fh:
+                wrote = fh.read()
+        check(base64.b64decode(b64) == wrote, f"k8s Secret {key}: not the file make-certs.sh wrote")
 
     def ssl(*a):
         return subprocess.run([openssl, *a], capture_output=True, text=True)

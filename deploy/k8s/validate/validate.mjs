@@ -326,7 +326,13 @@ async function checkTree(root, kubectl) {
   const kdirs = files.filter((f) => KUSTOMIZATION_FILES.includes(path.basename(f))).map(path.dirname);
   // Components are built by the kustomizations that list them (a file of one that none
   // lists is reported below as not listed).
-  const isComponent = (d) => { try { return readKustomization(d).k?.kind === "Component"; } catch { return false; } };
+  const isComponent = (d) => {
+    try {
+      return readKustomization(d).k?.kind === "Component";
+    } catch {
+      return false;   // built below, which reports the error
+    }
+  };
   const used = new Map();
   const built = new Map();
   for (const d of kdirs.filter((x) => !isComponent(x))) {
@@ -452,7 +458,7 @@ if (print) {
     process.exit(1);
   }
 } else if (expectInvalid) {
-  const dir = path.resolve(positional[0] ?? path.join(HERE, "fixtures"));
+  const dir = path.resolve(positional[0] ?? path.join(HERE, "fixtures", "invalid"));
   const { problems, count } = await checkRejected(dir);
   if (problems.length) {
     console.error(problems.map((p) => "FAIL: " + p).join("\n"));
