@@ -71,6 +71,11 @@ absl::StatusOr<TrafficConfig> ReadTraffic(YamlReader& root, const MapConfig& map
   QV2X_ASSIGN_OR_RETURN(t.trucks, ReadCount(r, "trucks", 1000));
   QV2X_ASSIGN_OR_RETURN(t.pedestrians, ReadCount(r, "pedestrians", 1000));
   QV2X_ASSIGN_OR_RETURN(t.parked_vehicles, ReadCount(r, "parked_vehicles", 1000));
+  QV2X_ASSIGN_OR_RETURN(int64_t parked_trucks, r.IntOr("parked_trucks", 0));
+  if (parked_trucks < 0 || parked_trucks > 1000) {
+    return r.Error("parked_trucks", "expected 0 to 1000");
+  }
+  t.parked_trucks = static_cast<int>(parked_trucks);
   QV2X_ASSIGN_OR_RETURN(t.parking_radius_m, r.PositiveDouble("parking_radius_m"));
   QV2X_ASSIGN_OR_RETURN(t.lane_speed_mps, ReadInterval(r, "lane_speed_mps", Sign::kPositive));
   QV2X_ASSIGN_OR_RETURN(t.pedestrian_speed_mps,
@@ -101,6 +106,11 @@ absl::StatusOr<TrafficConfig> ReadTraffic(YamlReader& root, const MapConfig& map
     return r.Error("parked_vehicles",
                    "parked cars need map.parking_lane_width_m at least as "
                    "wide as traffic.car_size.width_m");
+  }
+  if (t.parked_trucks > 0 && map.parking_lane_width_m < t.truck_size.width_m.max) {
+    return r.Error("parked_trucks",
+                   "parked trucks need map.parking_lane_width_m at least as "
+                   "wide as traffic.truck_size.width_m");
   }
   // Lanes must be wide enough for the widest vehicle.
   if (std::max(t.car_size.width_m.max, t.truck_size.width_m.max) > map.lane_width_m) {

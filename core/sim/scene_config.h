@@ -53,6 +53,7 @@ struct TrafficConfig {
   int trucks = 0;
   int pedestrians = 0;
   int parked_vehicles = 0;      // cars standing in the parking lanes
+  int parked_trucks = 0;        // delivery trucks standing there too (optional key, default 0)
   double parking_radius_m = 0;  // parked within this distance of the centre
   Interval lane_speed_mps;
   Interval pedestrian_speed_mps;

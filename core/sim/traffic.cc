@@ -12,6 +12,7 @@ namespace {
 constexpr int kPlanAttempts = 64;       // signal offsets tried for the connected vehicles
 constexpr int kLaneAttempts = 200;      // lane speeds / starts tried per lane and offset
 constexpr int kPlaceAttempts = 400;     // positions tried per traffic actor
+constexpr double kScanStepM = 0.5;      // then every spot this far apart, in order
 constexpr double kCurbStandoffM = 0.6;  // crossing pedestrians wait this far from the curb
 constexpr double kSidewalkMarginM = 0.1;
 constexpr double kWalkerSpacingM = 1.0;   // between two walkers' stretches on one path
@@ -186,14 +187,12 @@ absl::Status PlaceLaneTraffic(const SceneConfig& config, const StreetLayout& lay
   for (ObjectClass cls : order) {
     Actor a = NewVehicle(cls, cls == ObjectClass::kTruck ? tc.truck_size : tc.car_size, rng);
     const double hl = a.length / 2;
-    bool placed = false;
-    for (int tries = 0; tries < kPlaceAttempts && !placed; ++tries) {
-      Lane& lane = (*lanes)[rng.Below(static_cast<int64_t>(lanes->size()))];
-      const double s0 = rng.Uniform(0, lane.loop);
+    // Takes loop position s0 of `lane` when the vehicle crosses on its green and fits.
+    auto try_at = [&](Lane& lane, double s0) {
       const double t0 = PositiveMod(layout.half_length - z - hl - s0, lane.loop) / lane.speed;
       const double t1 = t0 + (2 * z + 2 * hl) / lane.speed;
-      if (!signal.Fits(t0, t1, PhaseOf(lane.heading))) continue;
-      if (!GapFree(lane, s0, hl, tc.min_gap_m)) continue;
+      if (!signal.Fits(t0, t1, PhaseOf(lane.heading))) return false;
+      if (!GapFree(lane, s0, hl, tc.min_gap_m)) return false;
       lane.occupied.emplace_back(s0, hl);
       a.motion.kind = MotionKind::kLane;
       a.motion.ox = lane.ox;
@@ -204,7 +203,19 @@ absl::Status PlaceLaneTraffic(const SceneConfig& config, const StreetLayout& lay
       a.motion.loop = lane.loop;
       a.motion.half_length = layout.half_length;
       a.motion.s0 = s0;
-      placed = true;
+      return true;
+    };
+    bool placed = false;
+    for (int tries = 0; tries < kPlaceAttempts && !placed; ++tries) {
+      Lane& lane = (*lanes)[rng.Below(static_cast<int64_t>(lanes->size()))];
+      placed = try_at(lane, rng.Uniform(0, lane.loop));
+    }
+    // Dense traffic: random tries miss the last free spots, so scan every lane from a random
+    // one for the first spot that fits (scenes that never get here draw the same traffic).
+    const size_t first = placed ? 0 : rng.Below(static_cast<int64_t>(lanes->size()));
+    for (size_t k = 0; k < lanes->size() && !placed; ++k) {
+      Lane& lane = (*lanes)[(first + k) % lanes->size()];
+      for (double s0 = 0; s0 < lane.loop && !placed; s0 += kScanStepM) placed = try_at(lane, s0);
     }
     if (!placed) {
       return absl::InvalidArgumentError(
@@ -217,50 +228,70 @@ absl::Status PlaceLaneTraffic(const SceneConfig& config, const StreetLayout& lay
   return absl::OkStatus();
 }
 
+// Parked rows: trucks first (the longest), then cars, in the kerb-side parking lanes.
 absl::Status PlaceParkedVehicles(const SceneConfig& config, const StreetLayout& layout, Rng& rng,
                                  std::vector<Actor>* actors) {
   const TrafficConfig& tc = config.traffic;
-  if (tc.parked_vehicles == 0) return absl::OkStatus();
+  if (tc.parked_vehicles + tc.parked_trucks == 0) return absl::OkStatus();
   const double lo = layout.crosswalk_far + kParkingSetbackM;
   const double hi = std::min(layout.half_length, tc.parking_radius_m);
-  if (hi - lo < tc.car_size.length_m.max) {
+  const double longest =
+      tc.parked_trucks > 0 ? tc.truck_size.length_m.max : tc.car_size.length_m.max;
+  if (hi - lo < longest) {
     return absl::InvalidArgumentError(absl::StrCat("traffic.parking_radius_m: parking starts ", lo,
                                                    " m from the centre; the radius must "
-                                                   "leave room for a car beyond that"));
+                                                   "leave room for a parked vehicle beyond that"));
   }
   const Heading headings[4] = {Heading::kEast, Heading::kWest, Heading::kNorth, Heading::kSouth};
   const double lateral = (layout.lanes_edge + layout.road_half_width) / 2;
   std::map<int, std::vector<std::pair<double, double>>> taken;  // parking strip -> stretches
-  for (int i = 0; i < tc.parked_vehicles; ++i) {
-    Actor a = NewVehicle(ObjectClass::kVehicle, tc.car_size, rng);
+  std::vector<ObjectClass> order(tc.parked_trucks, ObjectClass::kTruck);
+  order.insert(order.end(), tc.parked_vehicles, ObjectClass::kVehicle);
+  for (ObjectClass cls : order) {
+    Actor a = NewVehicle(cls, cls == ObjectClass::kTruck ? tc.truck_size : tc.car_size, rng);
     const double hl = a.length / 2;
-    bool placed = false;
-    for (int tries = 0; tries < kPlaceAttempts && !placed; ++tries) {
-      // 8 strips: the right-hand kerb of each heading, before or after the intersection.
-      const int strip = static_cast<int>(rng.Below(8));
-      const double along = rng.Uniform(lo + hl, hi - hl);
-      auto& stretches = taken[strip];
-      bool clear = true;
-      for (const auto& [b, e] : stretches) {
-        if (along - hl - kParkedGapM < e && along + hl + kParkedGapM > b) clear = false;
+    // A stretch `along` metres from the centre on `strip` (8 strips: the right-hand kerb of
+    // each heading, before or after the intersection) that no parked vehicle takes yet.
+    auto free = [&](int strip, double along) {
+      for (const auto& [b, e] : taken[strip]) {
+        if (along - hl - kParkedGapM < e && along + hl + kParkedGapM > b) return false;
       }
-      if (!clear) continue;
-      stretches.emplace_back(along - hl, along + hl);
+      return true;
+    };
+    auto park = [&](int strip, double along, double yaw_jitter) {
+      taken[strip].emplace_back(along - hl, along + hl);
       double fx, fy, rx, ry;
       HeadingVectors(headings[strip % 4], &fx, &fy, &rx, &ry);
       const double u = strip < 4 ? -along : along;
-      const double yaw = std::atan2(fy, fx) + rng.Uniform(-0.04, 0.04);
+      const double yaw = std::atan2(fy, fx) + yaw_jitter;
       a.motion.kind = MotionKind::kParked;
       a.motion.ox = u * fx + lateral * rx;
       a.motion.oy = u * fy + lateral * ry;
       a.motion.dx = std::cos(yaw);
       a.motion.dy = std::sin(yaw);
+    };
+    bool placed = false;
+    for (int tries = 0; tries < kPlaceAttempts && !placed; ++tries) {
+      const int strip = static_cast<int>(rng.Below(8));
+      const double along = rng.Uniform(lo + hl, hi - hl);
+      if (!free(strip, along)) continue;
+      park(strip, along, rng.Uniform(-0.04, 0.04));
       placed = true;
     }
+    // Long rows: scan every strip from a random one for the first free stretch.
+    const int first = placed ? 0 : static_cast<int>(rng.Below(8));
+    for (int k = 0; k < 8 && !placed; ++k) {
+      const int strip = (first + k) % 8;
+      for (double along = lo + hl; along <= hi - hl && !placed; along += kScanStepM) {
+        if (!free(strip, along)) continue;
+        park(strip, along, 0.0);
+        placed = true;
+      }
+    }
     if (!placed) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("traffic.parked_vehicles: cannot park ", tc.parked_vehicles,
-                       " cars; lower the count or raise traffic.parking_radius_m"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "traffic.parked_vehicles: cannot park ", tc.parked_vehicles, " cars and ",
+          tc.parked_trucks, " trucks; lower the counts or raise traffic.parking_radius_m"));
     }
     actors->push_back(a);
   }

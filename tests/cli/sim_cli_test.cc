@@ -32,6 +32,14 @@ TEST_F(SimCliTest, StatsJsonHasTheKeysAndAddsUp) {
                                                j["objects_visible_only_to_others"].get<int>() +
                                                j["objects_visible_to_nobody"].get<int>());
   EXPECT_GT(j["objects_total"].get<int>(), 0);
+  EXPECT_DOUBLE_EQ(
+      j["share_visible_only_to_others"].get<double>(),
+      j["objects_visible_only_to_others"].get<double>() / j["objects_total"].get<double>());
+  for (const char* cls : {"vehicle", "pedestrian", "truck"}) {
+    EXPECT_DOUBLE_EQ(j["objects_per_frame_by_class"][cls].get<double>(),
+                     j["objects_by_class"][cls].get<double>() / 3)
+        << cls;
+  }
   EXPECT_EQ(j["points_per_agent"].size(), 3u);
   EXPECT_GT(j["points_per_agent_mean"].get<double>(), 1000);
 

@@ -119,11 +119,26 @@ TEST(SceneConfigTest, AgentMistakesAreNamed) {
   ExpectErrorNaming(ParseEdited([](YAML::Node& r) { r["agents"][1]["id"] = 0; }), "agents[1].id");
   ExpectErrorNaming(ParseEdited([](YAML::Node& r) { r["agents"][0]["heading"] = "up"; }),
                     "agents[0].heading");
-  ExpectErrorNaming(ParseEdited([](YAML::Node& r) { r["agents"][0]["lane"] = 2; }),
+  ExpectErrorNaming(ParseEdited([](YAML::Node& r) { r["agents"][0]["lane"] = 3; }),
                     "agents[0].lane");
   ExpectErrorNaming(ParseEdited([](YAML::Node& r) { r["agents"][0]["start_m"][1] = 500; }),
                     "agents[0].start_m");
   ExpectErrorNaming(ParseEdited([](YAML::Node& r) { r["ego_id"] = 9; }), "ego_id");
+}
+
+TEST(SceneConfigTest, ParkedTrucksAreOptionalAndNeedAWideEnoughParkingLane) {
+  absl::StatusOr<SceneConfig> c = ParseSceneConfig(Intersection());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->traffic.parked_trucks, 8);
+  // Scene files from before the key load with none.
+  absl::StatusOr<SceneConfig> old =
+      ParseEdited([](YAML::Node& r) { r["traffic"].remove("parked_trucks"); });
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->traffic.parked_trucks, 0);
+  ExpectErrorNaming(ParseEdited([](YAML::Node& r) { r["traffic"]["parked_trucks"] = -1; }),
+                    "traffic.parked_trucks");
+  ExpectErrorNaming(ParseEdited([](YAML::Node& r) { r["map"]["parking_lane_width_m"] = 2.6; }),
+                    "traffic.parked_trucks");
 }
 
 TEST(SceneConfigTest, SignalTooShortForTheSlowestLaneIsNamed) {

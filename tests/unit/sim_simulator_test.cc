@@ -4,8 +4,11 @@
 #include "core/sim/simulator.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <tuple>
 
+#include "core/sim/street_layout.h"
 #include "core/sim/traffic.h"
 #include "gtest/gtest.h"
 
@@ -116,8 +119,8 @@ TEST(SimulatorTest, PosesFollowLanesAndMastsStandStill) {
   const Simulator sim = Make(Load("intersection"));
   const SceneConfig& c = sim.config();
   const Pose p0 = *sim.AgentPose(0, 0, 0), p10 = *sim.AgentPose(0, 10, 0);
-  // Agent 0 drives east in lane 0: y = -lane_width / 2, heading 0, moving +x at lane speed.
-  EXPECT_DOUBLE_EQ(p0.y, -c.map.lane_width_m / 2);
+  // Agent 0 drives east in lane 1: y = -1.5 lane widths, heading 0, moving +x at lane speed.
+  EXPECT_DOUBLE_EQ(p0.y, -1.5 * c.map.lane_width_m);
   EXPECT_DOUBLE_EQ(p0.yaw, 0);
   EXPECT_DOUBLE_EQ(p0.z, c.lidar.mount_height_m);
   const double speed = (p10.x - p0.x) / 1.0;  // 10 frames at 10 Hz
@@ -128,13 +131,13 @@ TEST(SimulatorTest, PosesFollowLanesAndMastsStandStill) {
   const Pose w = *sim.AgentPose(0, 0, 1);
   EXPECT_DOUBLE_EQ(w.y, 1.5 * c.map.lane_width_m);
   EXPECT_DOUBLE_EQ(std::abs(w.yaw), 180);
-  // The roadside unit: north-east corner, on its mast, facing the centre, fixed.
+  // The roadside unit: south-west corner, on its mast, facing the centre, fixed.
   const Pose r0 = *sim.AgentPose(0, 0, -1), r50 = *sim.AgentPose(0, 50, -1);
   EXPECT_EQ(r0.ToArray(), r50.ToArray());
-  EXPECT_GT(r0.x, c.map.RoadHalfWidth());
-  EXPECT_GT(r0.y, c.map.RoadHalfWidth());
-  EXPECT_DOUBLE_EQ(r0.z, 5.0);
-  EXPECT_DOUBLE_EQ(r0.yaw, -135);
+  EXPECT_LT(r0.x, -c.map.RoadHalfWidth());
+  EXPECT_LT(r0.y, -c.map.RoadHalfWidth());
+  EXPECT_DOUBLE_EQ(r0.z, 6.0);
+  EXPECT_DOUBLE_EQ(r0.yaw, 45);
 }
 
 TEST(SimulatorTest, PointsAreInTheSensorFrame) {
@@ -223,6 +226,115 @@ TEST(SimulatorTest, IntersectionHasObjectsOnlyOtherAgentsSee) {
   }
   EXPECT_GT(seen_by_ego, 40);
   EXPECT_GT(hidden_from_ego, 10);
+}
+
+TEST(SimulatorTest, ParkedTrucksStandStillInTheParkingRows) {
+  const Simulator sim = Make(Load("intersection"));
+  const SceneConfig& c = sim.config();
+  const StreetLayout layout(c.map);
+  const World& w = sim.world(0);
+  int parked_trucks = 0;
+  for (const Actor& a : w.actors()) {
+    if (a.motion.kind != MotionKind::kParked || a.cls != ObjectClass::kTruck) continue;
+    ++parked_trucks;
+    EXPECT_GE(a.length, c.traffic.truck_size.length_m.min);
+    EXPECT_LE(a.length, c.traffic.truck_size.length_m.max);
+    const std::optional<Placement> p0 = PlaceAt(a.motion, 0), p9 = PlaceAt(a.motion, 9.9);
+    ASSERT_TRUE(p0 && p9);
+    EXPECT_EQ(p0->x, p9->x);
+    EXPECT_EQ(p0->y, p9->y);
+    // In a kerb-side parking lane: beyond the traffic lanes, inside the curb, the body too.
+    const double lateral = std::min(std::abs(p0->x), std::abs(p0->y));
+    EXPECT_GE(lateral - a.width / 2, layout.lanes_edge - 1e-9);
+    EXPECT_LE(lateral + a.width / 2, layout.road_half_width + 1e-9);
+  }
+  EXPECT_EQ(parked_trucks, c.traffic.parked_trucks);
+}
+
+TEST(SimulatorTest, CrowdedLanesAndRowsAreFilledToTheLastSpot) {
+  // Near capacity (random tries alone cannot even place the shipped scene's 90 vehicles in
+  // every scenario): every vehicle still gets a spot (the scan after the random tries), and
+  // none overlaps another.
+  SceneConfig c = Load("intersection");
+  c.scenarios = 4;
+  c.traffic.vehicles = 95;
+  c.traffic.parked_vehicles = 60;
+  const absl::StatusOr<Simulator> sim = Simulator::Create(c);
+  ASSERT_TRUE(sim.ok()) << sim.status();
+  const TrafficConfig& t = c.traffic;
+  for (int k = 0; k < sim->num_scenarios(); ++k) {
+    const World& w = sim->world(k);
+    EXPECT_EQ(static_cast<int>(w.actors().size()),
+              3 + t.vehicles + t.trucks + t.parked_vehicles + t.parked_trucks + t.pedestrians);
+    for (double time = 0; time < 30; time += 0.5) {
+      const std::vector<ActorState> s = w.ActorsAt(time);
+      for (size_t i = 0; i < s.size(); ++i) {
+        for (size_t j = i + 1; j < s.size(); ++j) {
+          const Box3D& a = s[i].box;
+          const Box3D& b = s[j].box;
+          if (std::abs(a.x - b.x) > 13 || std::abs(a.y - b.y) > 13) continue;
+          ASSERT_EQ(BevIou(a, b), 0.0) << "scenario " << k << " t=" << time;
+        }
+      }
+    }
+  }
+  // Beyond what fits, the error names the key.
+  c.traffic.parked_vehicles = 80;
+  const absl::StatusOr<Simulator> full = Simulator::Create(c);
+  ASSERT_FALSE(full.ok());
+  EXPECT_NE(full.status().message().find("traffic.parked_vehicles"), std::string::npos)
+      << full.status();
+}
+
+// The scene sets exist for cooperation: at least 30 % of the objects in the ego's range are
+// hidden from it and seen by another agent, and training holds every class.
+struct SceneShare {
+  int64_t total = 0, only_others = 0, frames = 0;
+  std::array<int64_t, kNumClasses> by_class{};
+  double Share() const { return static_cast<double>(only_others) / static_cast<double>(total); }
+};
+
+SceneShare MeasureShare(const std::string& name, int scenarios, int frame_step) {
+  const Simulator sim = Make(Load(name));
+  const SceneConfig& c = sim.config();
+  SceneShare s;
+  for (int k = 0; k < std::min(scenarios, sim.num_scenarios()); ++k) {
+    for (int i = 0; i < c.frames_per_scenario; i += frame_step) {
+      const SceneFrame f = *sim.Frame(k, i);
+      ++s.frames;
+      const Mat4 to_ego = RigidInverse(PoseToMatrix(f.agents.front().lidar_pose));
+      for (const GtObject& o : f.objects) {
+        const Vec3 p = TransformPoint(to_ego, {o.box.x, o.box.y, o.box.z});
+        if (o.id == c.ego_id || std::abs(p.x) > c.roi_half_x_m || std::abs(p.y) > c.roi_half_y_m) {
+          continue;
+        }
+        ++s.total;
+        ++s.by_class[static_cast<int>(o.cls)];
+        const bool ego =
+            std::find(o.visible_to.begin(), o.visible_to.end(), c.ego_id) != o.visible_to.end();
+        s.only_others += !ego && !o.visible_to.empty();
+      }
+    }
+  }
+  return s;
+}
+
+TEST(SimulatorTest, SceneSetsHideAThirdFromTheEgo) {
+  for (const auto& [name, scenarios, step] :
+       {std::tuple{"train", 12, 10}, std::tuple{"val", 8, 5}, std::tuple{"test", 8, 5}}) {
+    const SceneShare s = MeasureShare(name, scenarios, step);
+    std::printf("%s: %ld frames, %ld objects in range, %.3f seen only by others\n", name, s.frames,
+                s.total, s.Share());
+    EXPECT_GE(s.Share(), 0.30) << name;
+    if (std::string(name) == "train") {
+      // Every class in numbers: trucks ~10 % of the objects in range.
+      EXPECT_GE(static_cast<double>(s.by_class[static_cast<int>(ObjectClass::kTruck)]) / s.frames,
+                4.0);
+      EXPECT_GE(
+          static_cast<double>(s.by_class[static_cast<int>(ObjectClass::kPedestrian)]) / s.frames,
+          15.0);
+    }
+  }
 }
 
 TEST(SimulatorTest, TrafficIdsAreStableAndAgentsKeepTheirs) {

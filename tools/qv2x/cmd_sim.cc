@@ -55,7 +55,9 @@ Statistics (--stats): JSON with
   objects_visible_to_ego          ... that the ego sees (>= visibility_min_points points)
   objects_visible_only_to_others  ... that the ego does not see but another agent does
   objects_visible_to_nobody       ... that no agent sees
+  share_visible_only_to_others    objects_visible_only_to_others / objects_total
   objects_by_class                objects_total split by class
+  objects_per_frame_by_class      the same per frame
   points_per_agent_mean           mean points per agent sweep
   points_per_agent                the same per agent id
   seconds_per_frame               wall time to simulate one frame (all agents)
@@ -102,12 +104,17 @@ std::string StatsJson(const Stats& s, const sim::Simulator& simulator) {
   j["objects_visible_to_ego"] = s.by_ego;
   j["objects_visible_only_to_others"] = s.only_others;
   j["objects_visible_to_nobody"] = s.nobody;
-  nlohmann::json classes = nlohmann::json::object();
+  j["share_visible_only_to_others"] =
+      s.total > 0 ? static_cast<double>(s.only_others) / static_cast<double>(s.total) : 0.0;
+  nlohmann::json classes = nlohmann::json::object(), per_frame = nlohmann::json::object();
   for (ObjectClass c : {ObjectClass::kVehicle, ObjectClass::kPedestrian, ObjectClass::kTruck}) {
     auto it = s.by_class.find(ClassName(c));
-    classes[ClassName(c)] = it == s.by_class.end() ? 0 : it->second;
+    const int64_t n = it == s.by_class.end() ? 0 : it->second;
+    classes[ClassName(c)] = n;
+    per_frame[ClassName(c)] = s.frames > 0 ? static_cast<double>(n) / s.frames : 0.0;
   }
   j["objects_by_class"] = classes;
+  j["objects_per_frame_by_class"] = per_frame;
   int64_t sum = 0;
   nlohmann::json per_agent = nlohmann::json::object();
   for (const auto& [id, n] : s.points) {
