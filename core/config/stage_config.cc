@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "core/common/file_util.h"
 #include "core/common/status_macros.h"
+#include "core/config/augment_config.h"
 #include "core/config/model_config.h"
 #include "core/config/yaml_reader.h"
 
@@ -112,7 +113,8 @@ absl::Status ParseTrainParams(YamlReader& r, TrainParams* tp) {
   QV2X_ASSIGN_OR_RETURN(tp->seed, NonNegInt(r, "seed"));
   QV2X_ASSIGN_OR_RETURN(tp->train_frames, NonNegInt(r, "train_frames"));
   QV2X_ASSIGN_OR_RETURN(tp->val_frames, NonNegInt(r, "val_frames"));
-  return absl::OkStatus();
+  // Optional; read again by the trainer (augment_config.h), checked here with the rest.
+  return ParseAugmentConfig(r).status();
 }
 
 absl::Status ParsePreprocess(YamlReader& r, VoxelConfig* v) {

@@ -15,7 +15,9 @@
 #include "core/detection/anchors.h"
 #include "core/model/checkpoint.h"
 #include "core/model/detector.h"
+#include "core/sim/rng.h"
 #include "core/training/evaluator.h"
+#include "core/training/frame_augment.h"
 #include "core/training/frame_source.h"
 #include "core/training/freezing.h"
 #include "core/training/lr_schedule.h"
@@ -244,6 +246,7 @@ absl::StatusOr<StageResult> RunStage(const StageRequest& request,
   }
 
   QV2X_ASSIGN_OR_RETURN(auto train_src, FrameSource::Open(cfg.root_dir, tp.train_frames));
+  QV2X_ASSIGN_OR_RETURN(AugmentConfig augment, AugmentConfigOf(cfg));
   std::unique_ptr<FrameSource> val_src;
   if (tp.eval_freq > 0) {
     QV2X_ASSIGN_OR_RETURN(val_src, FrameSource::Open(cfg.validate_dir, tp.val_frames));
@@ -301,6 +304,12 @@ absl::StatusOr<StageResult> RunStage(const StageRequest& request,
       std::vector<Sample> batch;
       for (int64_t k = step * tp.batch_size; k < std::min(n, (step + 1) * tp.batch_size); ++k) {
         QV2X_ASSIGN_OR_RETURN(SceneFrame frame, train_src->Read(order[k]));
+        if (augment.Any()) {
+          // Drawn from (seed, epoch, frame): a resumed run augments exactly as the first.
+          const uint64_t key = sim::StreamKey(static_cast<uint64_t>(tp.seed),
+                                              {epoch, static_cast<int64_t>(order[k])});
+          ApplyAugmentation(DrawAugmentation(augment, frame, key), &frame);
+        }
         QV2X_ASSIGN_OR_RETURN(Sample s, BuildSample(frame, cfg, grid, sample_options));
         batch.push_back(std::move(s));
       }

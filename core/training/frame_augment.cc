@@ -1,0 +1,87 @@
+#include "core/training/frame_augment.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/geometry/transform.h"
+#include "core/sim/rng.h"
+
+namespace qv2x {
+namespace {
+
+// Inverse of PoseToMatrix's rotation (R = Rz(yaw) Ry(-pitch) Rx(-roll)) and translation.
+Pose MatrixToPose(const Mat4& t) {
+  Pose p;
+  p.x = t(0, 3);
+  p.y = t(1, 3);
+  p.z = t(2, 3);
+  p.pitch = RadToDeg(std::asin(std::clamp(t(2, 0), -1.0, 1.0)));
+  p.roll = RadToDeg(std::atan2(-t(2, 1), t(2, 2)));
+  p.yaw = RadToDeg(std::atan2(t(1, 0), t(0, 0)));
+  return p;
+}
+
+Mat4 RotZ(double rad) {
+  Mat4 r = Mat4::Identity();
+  r(0, 0) = std::cos(rad);
+  r(0, 1) = -std::sin(rad);
+  r(1, 0) = std::sin(rad);
+  r(1, 1) = std::cos(rad);
+  return r;
+}
+
+void Mirror(SceneFrame* f) {
+  for (AgentFrame& a : f->agents) {
+    for (Point& p : a.points) p.y = -p.y;
+    a.lidar_pose.y = -a.lidar_pose.y;
+    a.lidar_pose.yaw = -a.lidar_pose.yaw;
+    a.lidar_pose.roll = -a.lidar_pose.roll;
+  }
+  for (GtObject& o : f->objects) {
+    o.box.y = -o.box.y;
+    o.box.yaw = WrapAngle(-o.box.yaw);
+  }
+}
+
+void TurnEgo(double rad, SceneFrame* f) {
+  if (f->agents.empty()) return;
+  AgentFrame& ego = f->agents.front();
+  const float c = static_cast<float>(std::cos(rad)), s = static_cast<float>(std::sin(rad));
+  for (Point& p : ego.points) {
+    const float x = p.x, y = p.y;
+    p.x = c * x - s * y;
+    p.y = s * x + c * y;
+  }
+  ego.lidar_pose = MatrixToPose(PoseToMatrix(ego.lidar_pose) * RotZ(-rad));
+}
+
+}  // namespace
+
+Augmentation DrawAugmentation(const AugmentConfig& config, const SceneFrame& frame, uint64_t key) {
+  sim::Rng rng(key);
+  Augmentation a;
+  // Every draw is taken whether used or not, so one setting does not shift the others.
+  a.mirror = rng.Uniform() < config.flip_probability;
+  a.turn_rad = DegToRad(rng.Uniform(-config.rotate_deg, config.rotate_deg));
+  for (size_t i = 0; i < frame.agents.size(); ++i) {
+    const bool drop = rng.Uniform() < config.agent_dropout;
+    if (drop && frame.agents[i].agent_id != frame.ego_id) {
+      a.dropped_agents.push_back(frame.agents[i].agent_id);
+    }
+  }
+  return a;
+}
+
+void ApplyAugmentation(const Augmentation& a, SceneFrame* frame) {
+  auto dropped = [&](const AgentFrame& f) {
+    return f.agent_id != frame->ego_id &&
+           std::find(a.dropped_agents.begin(), a.dropped_agents.end(), f.agent_id) !=
+               a.dropped_agents.end();
+  };
+  frame->agents.erase(std::remove_if(frame->agents.begin(), frame->agents.end(), dropped),
+                      frame->agents.end());
+  if (a.mirror) Mirror(frame);
+  if (a.turn_rad != 0) TurnEgo(a.turn_rad, frame);
+}
+
+}  // namespace qv2x
