@@ -5,7 +5,10 @@
 # Resumable: rerun it and finished stages are skipped; a stage that was interrupted resumes
 # from its last checkpoint.
 #   scripts/train-shipped-model.sh [--name cpu] [--preset configs/cpu] [--set k=v ...]
-#                                  [--set1|--set2|--set3 k=v ...]
+#                                  [--set1|--set2|--set3 k=v ...] [--init1 CKPT]
+# --init1: stage 1 fine-tunes CKPT (a stage-1 checkpoint) instead of starting from scratch.
+# Each stage's client output (every step's losses, each validation's AP) is appended to
+# ARTIFACTS/stageN/train.log, the source of the loss and AP curves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ORIG_ARGS="$*"
@@ -14,7 +17,7 @@ PRESET=configs/cpu
 BUILD=${BUILD_DIR:-build}
 ARTIFACTS=${ARTIFACTS:-artifacts/shipped}
 EVAL_FRAMES=${EVAL_FRAMES:-0}
-SETS=() SET1=() SET2=() SET3=()
+SETS=() SET1=() SET2=() SET3=() INIT1=
 while [ $# -gt 0 ]; do
   case "$1" in
     --name) NAME=$2; shift 2;;
@@ -23,6 +26,7 @@ while [ $# -gt 0 ]; do
     --set1) SET1+=(--set "$2"); shift 2;;      # one stage only
     --set2) SET2+=(--set "$2"); shift 2;;
     --set3) SET3+=(--set "$2"); shift 2;;
+    --init1) INIT1=$2; shift 2;;
     *) echo "unknown argument $1" >&2; exit 2;;
   esac
 done
@@ -35,7 +39,8 @@ LD_PRELOAD=$PRELOAD "$BUILD/bin/qv2x-trainer" --listen=127.0.0.1:0 --metrics=127
   --artifacts="$ARTIFACTS" --configs=configs --port_file="$PORTS" --threads=2 \
   >>"$ARTIFACTS/trainer.log" 2>&1 &
 TRAINER_PID=$!
-trap 'kill -TERM $TRAINER_PID 2>/dev/null; wait $TRAINER_PID 2>/dev/null || true' EXIT
+TICKER=
+trap 'kill $TICKER 2>/dev/null; kill -TERM $TRAINER_PID 2>/dev/null; wait $TRAINER_PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -s "$PORTS" ] && break; sleep 0.2; done
 ADDR="127.0.0.1:$(cut -d' ' -f1 "$PORTS")"
 echo "trainer at $ADDR, metrics on port $(cut -d' ' -f2 "$PORTS"), log $ARTIFACTS/trainer.log"
@@ -48,11 +53,22 @@ run_stage() {  # stage, from
   [ -n "$from" ] && args+=(--from "$from")
   [ -f "$ARTIFACTS/$out/last.pth" ] && args+=(--resume)
   local t0=$(date +%s)
+  mkdir -p "$ARTIFACTS/$out"
+  # Wall time over every run of the stage, an interrupted one included (to the minute).
+  local wall="$ARTIFACTS/$out/wall.$t0"
+  (while sleep 60; do echo $(( $(date +%s) - t0 )) > "$wall"; done) &
+  TICKER=$!
   "$BUILD/bin/qv2x" train --trainer "$ADDR" --stage "$stage" --config "$PRESET/stage$stage.yaml" \
-    --out "$out" "${args[@]}" "${SETS[@]}" "${per_stage[@]}"
-  echo $(( $(date +%s) - t0 )) > "$ARTIFACTS/$out/done"
+    --out "$out" "${args[@]}" "${SETS[@]}" "${per_stage[@]}" 2>&1 | tee -a "$ARTIFACTS/$out/train.log"
+  kill $TICKER
+  echo $(( $(date +%s) - t0 )) > "$wall"
+  cat "$ARTIFACTS/$out"/wall.* | awk '{s += $1} END {print s}' > "$ARTIFACTS/$out/done"
 }
-run_stage 1 ""
+INIT1_FROM=""
+if [ -n "$INIT1" ]; then  # --from paths are confined to the trainer's artifacts folder
+  mkdir -p "$ARTIFACTS/init" && cp "$INIT1" "$ARTIFACTS/init/stage1.pth" && INIT1_FROM=init/stage1.pth
+fi
+run_stage 1 "$INIT1_FROM"
 run_stage 2 stage1/last.pth
 run_stage 3 stage2/last.pth
 
