@@ -1,5 +1,7 @@
 #include "core/eval/diagnosis_report.h"
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
@@ -91,11 +93,15 @@ std::string DiagnosisTable(const DiagnosisReport& r) {
       absl::StrFormat("%-10s %7s %7s %6s %7s %8s %9s %7s %7s %6s %6s %6s %6s\n", "class", "gt/fr",
                       "pos/fr", "forced", "cls/fr", "reg/fr", "top>thr", "cand/fr", "det/fr",
                       "recall", "ego", "others", "AP");
+  // AP is computed at 0.3 / 0.5 / 0.7: show the threshold nearest the recall IoU.
   const double iou = r.breakdown.iou_threshold();
   size_t t_index = 0;
-  for (size_t t = 0; t < r.ap.iou_thresholds.size(); ++t) {
-    if (std::abs(r.ap.iou_thresholds[t] - iou) < 1e-9) t_index = t;
+  for (size_t t = 1; t < r.ap.iou_thresholds.size(); ++t) {
+    if (std::abs(r.ap.iou_thresholds[t] - iou) < std::abs(r.ap.iou_thresholds[t_index] - iou)) {
+      t_index = t;
+    }
   }
+  const double ap_iou = t_index < r.ap.iou_thresholds.size() ? r.ap.iou_thresholds[t_index] : 0;
   for (int c = 0; c < kNumClasses; ++c) {
     const AnchorClassDiagnosis& a = r.anchors[c];
     const ClassBreakdown& b = r.breakdown.of(static_cast<ObjectClass>(c));
@@ -112,15 +118,14 @@ std::string DiagnosisTable(const DiagnosisReport& r) {
                   PerFrame(a.candidates, r.frames), PerFrame(a.detections, r.frames),
                   b.all.Recall(), b.seen_by_ego.Recall(), b.only_others.Recall(), ap));
   }
-  absl::StrAppend(
-      &out, absl::StrFormat(
-                "%d frames (%s, %.2f agents/frame); recall and AP at IoU %g, score threshold %g. "
-                "forced: boxes positive only through the best-anchor rule; top>thr: boxes with a "
-                "positive "
-                "anchor scoring above the threshold; ego / others: recall of boxes the ego "
-                "sees / only other agents see.\n",
-                r.frames, r.ego_only ? "ego only" : "cooperative", r.agents_per_frame, iou,
-                r.score_threshold));
+  absl::StrAppend(&out, absl::StrFormat("%d frames (%s, %.2f agents/frame); recall at IoU %g, AP "
+                                        "at IoU %g, score threshold %g.\n",
+                                        r.frames, r.ego_only ? "ego only" : "cooperative",
+                                        r.agents_per_frame, iou, ap_iou, r.score_threshold));
+  absl::StrAppend(&out,
+                  "forced: boxes positive only through the best-anchor rule; top>thr: boxes with "
+                  "a positive anchor scoring above the threshold; ego / others: recall of boxes "
+                  "the ego sees / only other agents see.\n");
   return out;
 }
 

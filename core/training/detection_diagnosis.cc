@@ -82,6 +82,9 @@ absl::StatusOr<DiagnosisReport> DiagnoseDetector(Detector& model, const FrameSou
     for (const AgentInput& a : sample.collated.agents) ids.push_back(a.agent_id);
     // The same boxes, in the same order, as sample.gt and its targets.
     const std::vector<GtObject> gt = EgoGroundTruthObjects(frame, ids, cfg);
+    if (gt.size() != sample.targets.per_gt.size()) {
+      return absl::InternalError("diagnosis: ground truth and targets disagree in size");
+    }
     QV2X_ASSIGN_OR_RETURN(DetectorOutput out,
                           RunDetector(model, {&sample.collated}, options.ego_only));
     agents += options.ego_only ? 1 : sample.collated.agents.size();
