@@ -235,8 +235,8 @@ absl::Status PlaceParkedVehicles(const SceneConfig& config, const StreetLayout& 
   if (tc.parked_vehicles + tc.parked_trucks == 0) return absl::OkStatus();
   const double lo = layout.crosswalk_far + kParkingSetbackM;
   const double hi = std::min(layout.half_length, tc.parking_radius_m);
-  const double longest =
-      tc.parked_trucks > 0 ? tc.truck_size.length_m.max : tc.car_size.length_m.max;
+  const double longest = std::max(tc.parked_vehicles > 0 ? tc.car_size.length_m.max : 0.0,
+                                  tc.parked_trucks > 0 ? tc.truck_size.length_m.max : 0.0);
   if (hi - lo < longest) {
     return absl::InvalidArgumentError(absl::StrCat("traffic.parking_radius_m: parking starts ", lo,
                                                    " m from the centre; the radius must "
