@@ -121,13 +121,13 @@ TEST_F(ClusterTest, KilledAgentIsCountedAndTheSceneGoesOn) {
 
 TEST_F(ClusterTest, FusionRestartAgentsReconnectAndFramesResume) {
   const int port = FreePort();
-  StartFusion(port);
+  ASSERT_NO_FATAL_FAILURE(StartFusion(port));
   for (int id : kAgents) StartAgent(id);
   ASSERT_GE(frames_->WaitFor(4, 180).size(), 4u) << Logs();
   fusion_->Signal(SIGTERM);
   EXPECT_EQ(fusion_->Wait(30), 0) << "graceful shutdown" << fusion_->Log();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  StartFusion(port);
+  ASSERT_NO_FATAL_FAILURE(StartFusion(port));
   const auto got = frames_->WaitFor(6, 180);
   ASSERT_GE(got.size(), 6u) << Logs();
   EXPECT_EQ(AgentsOf(got.back()), std::set<int>({0, 1, -1}));

@@ -110,7 +110,7 @@ TEST_F(FaultsTest, StalledAgentIsCountedAndRejoinsAtTheCurrentFrameWhenRestarted
 // and fused frames resume with every agent once it is back on the same port.
 void FaultsTest::FusionDownFor(int window_s) {
   const int port = qv2x::testing::FreePort();
-  StartFusion(port);
+  ASSERT_NO_FATAL_FAILURE(StartFusion(port));
   for (int id : qv2x::testing::kTinyAgents) StartAgent(id);
   ASSERT_GE(frames_->WaitFor(4, 180).size(), 4u) << Logs();
   fusion_->Signal(SIGKILL);
@@ -155,7 +155,7 @@ void FaultsTest::FusionDownFor(int window_s) {
   }
 
   const size_t before_restart = frames_->size();
-  StartFusion(port);  // a fresh collector: counts from zero again
+  ASSERT_NO_FATAL_FAILURE(StartFusion(port));  // a fresh collector: counts from zero again
   auto got = frames_->WaitFor(4, 180);
   ASSERT_GE(got.size(), 4u) << "no frame fused after the restart (had " << before_restart << ")\n"
                             << Logs();

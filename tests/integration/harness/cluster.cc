@@ -14,16 +14,23 @@
 namespace qv2x::testing {
 
 int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  // Linux's default ephemeral range starts at 32768; start each process somewhere else in
+  // [20000, 32768) so that tests running side by side rarely try the same ports.
+  constexpr int kLow = 20000, kHigh = 32768;
+  static int next = kLow + static_cast<int>(::getpid() * 7919 % (kHigh - kLow));
+  for (int tries = 0; tries < kHigh - kLow; ++tries) {
+    const int port = next;
+    next = next + 1 < kHigh ? next + 1 : kLow;
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    ::close(fd);
+    if (free) return port;
+  }
+  return 0;
 }
 
 bool Serving(int port) {

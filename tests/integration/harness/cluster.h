@@ -27,7 +27,9 @@ inline constexpr char kTinyScene[] = "configs/scenes/tiny.yaml";
 inline constexpr char kTinyConfig[] = "configs/tiny/stage3.yaml";
 inline const std::vector<int> kTinyAgents = {0, 1, -1};  // 2 vehicles + 1 roadside unit
 
-// A port that was free a moment ago (for a service that must come back on the same one).
+// A port that was free a moment ago (for a service that must come back on the same one),
+// below the kernel's ephemeral range: while the service is down, no client socket of
+// another test can be given it as its local port.
 int FreePort();
 // The server at 127.0.0.1:`port` answers grpc.health.v1 with SERVING.
 bool Serving(int port);
