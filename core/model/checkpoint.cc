@@ -201,16 +201,12 @@ absl::Status VerifyArchive(const std::string& bytes, const std::string& what) {
   const auto prefixed = [&](const absl::Status& e) {
     return absl::Status(e.code(), absl::StrCat(what, ": ", e.message()));
   };
-  if (!st.ok() && damage.record.empty()) return prefixed(st);
-  // LibTorch's unpickler trusts the lengths in the pickle: nothing reaches it unchecked, a
-  // damaged archive (whose pickle may be the damaged record) included.
-  if (absl::Status pickle = ReadArchiveRecords(bytes).status(); !pickle.ok()) {
-    return prefixed(st.ok() ? pickle : st);
-  }
   if (st.ok()) return st;
+  if (damage.record.empty()) return prefixed(st);
   // Each tensor's storage is one record: the stored bytes name the tensor(s) that hold them.
   std::vector<std::string> names;
-  // Fails when the damage reaches the pickle itself: then no tensor is named.
+  // Fails when the damage reaches the pickle itself (UnpickleArchive checks it before
+  // LibTorch's unpickler sees it): then no tensor is named.
   const absl::StatusOr<torch::IValue> v = UnpickleArchive(bytes, what);
   if (v.ok() && v->isGenericDict()) {
     for (const auto& e : v->toGenericDict()) {
