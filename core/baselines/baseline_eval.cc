@@ -85,7 +85,7 @@ class FrameRunner {
   absl::Status FeatureBytes(const MessageHeader& h, const AgentEncoding& e, bool with_zstd,
                             double* raw, double* zstd) {
     const torch::Tensor f = e.features.to(torch::kFloat32).contiguous();
-    const std::vector<float> values(f.data_ptr<float>(), f.data_ptr<float>() + f.numel());
+    const absl::Span<const float> values(f.data_ptr<float>(), static_cast<size_t>(f.numel()));
     const std::array<int64_t, 3> shape{f.size(0), f.size(1), f.size(2)};
     QV2X_ASSIGN_OR_RETURN(std::string m, EncodeFeatureMessage(h, shape, values));
     *raw = static_cast<double>(m.size());

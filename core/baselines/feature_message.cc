@@ -6,7 +6,7 @@ namespace qv2x::baselines {
 
 absl::StatusOr<std::string> EncodeFeatureMessage(const MessageHeader& header,
                                                  const std::array<int64_t, 3>& shape,
-                                                 const std::vector<float>& values,
+                                                 absl::Span<const float> values,
                                                  Compression compression) {
   for (int64_t d : shape) {
     if (d < 1 || d > 65535) {

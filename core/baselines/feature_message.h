@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "core/baselines/message_frame.h"
 
 namespace qv2x::baselines {
@@ -17,7 +18,7 @@ namespace qv2x::baselines {
 // `values` holds shape[0] · shape[1] · shape[2] floats; every dimension in [1, 65535].
 absl::StatusOr<std::string> EncodeFeatureMessage(const MessageHeader& header,
                                                  const std::array<int64_t, 3>& shape,
-                                                 const std::vector<float>& values,
+                                                 absl::Span<const float> values,
                                                  Compression compression = Compression::kNone);
 
 struct FeatureMessage {
