@@ -201,6 +201,23 @@ check(sorted(seen_agents) == sorted(scene_ids), f"compose agents {seen_agents} !
 # ------------------------------------------------------------------- compose TLS
 TLS_FLAGS = ["tls_cert", "tls_key", "tls_ca", "auth_token_file"]
 TLS_DIR = "/etc/qv2x/tls"
+
+
+def tls_cert_name(binary, fl):  # make-certs.sh's name for a service's certificate
+    return f"agent-{fl.get('agent_id')}" if binary == "qv2x-agent" else binary[len("qv2x-"):]
+
+
+def tls_env_of(binary, fl, probe_cert):
+    """The TLS variables of a service; its health probe presents `probe_cert` (None: its own)."""
+    cert = tls_cert_name(binary, fl)
+    probe = probe_cert or cert
+    env = {"FLAGS_tls_cert": f"{TLS_DIR}/{cert}.crt", "FLAGS_tls_key": f"{TLS_DIR}/{cert}.key",
+           "FLAGS_tls_ca": f"{TLS_DIR}/ca.crt", "FLAGS_auth_token_file": f"{TLS_DIR}/token",
+           "QV2X_TLS_CA": f"{TLS_DIR}/ca.crt", "QV2X_TLS_CERT": f"{TLS_DIR}/{probe}.crt",
+           "QV2X_TLS_KEY": f"{TLS_DIR}/{probe}.key"}
+    if binary == "qv2x-agent":
+        env["FLAGS_fusion_tls_ca"] = f"{TLS_DIR}/ca.crt"
+    return env
 tls = load("deploy/docker-compose.tls.yml")["services"]
 for name, svc in services.items():
     cmd = svc.get("command")
@@ -215,14 +232,8 @@ for name, svc in services.items():
     over = tls.get(name, {})
     check(any(str(v).endswith(f":{TLS_DIR}:ro") for v in over.get("volumes", [])),
           f"{where}: certificates not mounted read-only at {TLS_DIR}")
-    cert = f"agent-{fl.get('agent_id')}" if agent else cmd[0][len("qv2x-"):]
     env = over.get("environment", {})
-    want_env = {"FLAGS_tls_cert": f"{TLS_DIR}/{cert}.crt", "FLAGS_tls_key": f"{TLS_DIR}/{cert}.key",
-                "FLAGS_tls_ca": f"{TLS_DIR}/ca.crt", "FLAGS_auth_token_file": f"{TLS_DIR}/token",
-                "QV2X_TLS_CA": f"{TLS_DIR}/ca.crt", "QV2X_TLS_CERT": f"{TLS_DIR}/client.crt",
-                "QV2X_TLS_KEY": f"{TLS_DIR}/client.key"}
-    if agent:
-        want_env["FLAGS_fusion_tls_ca"] = f"{TLS_DIR}/ca.crt"
+    want_env = tls_env_of(cmd[0], fl, probe_cert="client")
     check({k: env.get(k) for k in want_env} == want_env, f"{where}: environment {env}")
     check_tls_variables(where, cmd[0], fl, env)
 check(set(tls) <= set(services), f"compose TLS: unknown services {set(tls) - set(services)}")
@@ -566,17 +577,11 @@ for tdir, plain_dir in (("tls/cpu", "cpu"), ("tls/single-node", "single-node")):
         pod = o["spec"]["template"]["spec"]
         c = pod["containers"][0]
         binary, fl = c["args"][0], flags(c["args"])
-        agent = binary == "qv2x-agent"
-        cert = f"agent-{fl.get('agent_id')}" if agent else binary[len("qv2x-"):]
+        cert = tls_cert_name(binary, fl)
         env = {e["name"]: e.get("value") for e in c.get("env", [])}
         tls_env = {k: v for k, v in env.items() if k.startswith(("FLAGS_", "QV2X_"))}
-        want = {"FLAGS_tls_cert": f"{TLS_DIR}/{cert}.crt", "FLAGS_tls_key": f"{TLS_DIR}/{cert}.key",
-                "FLAGS_tls_ca": f"{TLS_DIR}/ca.crt", "FLAGS_auth_token_file": f"{TLS_DIR}/token",
-                # The probe presents the pod's own certificate: no pod holds client.key.
-                "QV2X_TLS_CA": f"{TLS_DIR}/ca.crt", "QV2X_TLS_CERT": f"{TLS_DIR}/{cert}.crt",
-                "QV2X_TLS_KEY": f"{TLS_DIR}/{cert}.key"}
-        if agent:
-            want["FLAGS_fusion_tls_ca"] = f"{TLS_DIR}/ca.crt"
+        # The probe presents the pod's own certificate: no pod holds client.key.
+        want = tls_env_of(binary, fl, probe_cert=None)
         check(tls_env == want, f"{w}: TLS variables {tls_env} != {want}")
         role = (binary, fl.get("agent_id"))
         check({k: v for k, v in tls_env.items() if k.startswith("FLAGS_")} == compose_tls_env.get(role),
