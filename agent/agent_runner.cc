@@ -10,6 +10,7 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "qv2x/v1/features.grpc.pb.h"
+#include "services/feature_message_proto.h"
 #include "services/log.h"
 #include "services/status_convert.h"
 #include "services/tls_credentials.h"
@@ -302,30 +303,9 @@ bool AgentRunner::EncodeAndSend(uint64_t frame_id) {
   const double encode_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  v1::FeatureMessage msg;
-  msg.set_agent_id(options_.agent_id);
-  msg.set_frame_id(frame_id);
-  msg.set_capture_time_unix_ns(capture_ns);
-  const Pose& p = sweep->lidar_pose;
-  v1::Pose* pose = msg.mutable_lidar_pose();
-  pose->set_x(p.x);
-  pose->set_y(p.y);
-  pose->set_z(p.z);
-  pose->set_roll(p.roll);
-  pose->set_yaw(p.yaw);
-  pose->set_pitch(p.pitch);
-  v1::IndexGrid* g = msg.mutable_grid();
-  g->set_levels(static_cast<uint32_t>(enc->grid.levels));
-  g->set_height(static_cast<uint32_t>(enc->grid.height));
-  g->set_width(static_cast<uint32_t>(enc->grid.width));
-  g->set_dict_size(static_cast<uint32_t>(enc->grid.dict_size));
-  msg.set_codebook_digest(model->codebook_digest());
-  msg.set_precision(ToProto(precision));
-  msg.set_encoding(coded->encoding == codec::IndexEncoding::kZstd ? v1::INDEX_ENCODING_ZSTD
-                                                                  : v1::INDEX_ENCODING_BITPACK);
-  msg.set_bits_per_index(static_cast<uint32_t>(coded->bits_per_index));
-  msg.set_decoded_bytes(coded->decoded_bytes);
-  msg.set_payload(std::move(coded->payload));
+  v1::FeatureMessage msg = services::FeatureMessageProto(
+      options_.agent_id, frame_id, capture_ns, sweep->lidar_pose, enc->grid,
+      model->codebook_digest(), ToProto(precision), std::move(*coded));
   msg.set_encode_seconds(encode_s);
   msg.set_model_generation(generation);
   const uint64_t size = msg.ByteSizeLong();

@@ -36,6 +36,7 @@
 #include "core/training/sample_builder.h"
 #include "fuzz/fuzz_clock.h"
 #include "qv2x/v1/features.pb.h"
+#include "services/feature_message_proto.h"
 
 namespace qv2x::fuzz {
 namespace {
@@ -87,29 +88,9 @@ std::string IndexCodecSeed(const codec::IndexGrid& g, const codec::EncodedIndice
 v1::FeatureMessage Message(const AgentFrame& a, uint64_t frame_id, const agent::EncodedSweep& enc,
                            const codec::EncodedIndices& coded, const std::string& digest,
                            agent::Precision precision) {
-  v1::FeatureMessage msg;
-  msg.set_agent_id(a.agent_id);
-  msg.set_frame_id(frame_id);
-  msg.set_capture_time_unix_ns(kSeedCaptureNs);
-  v1::Pose* pose = msg.mutable_lidar_pose();
-  pose->set_x(a.lidar_pose.x);
-  pose->set_y(a.lidar_pose.y);
-  pose->set_z(a.lidar_pose.z);
-  pose->set_roll(a.lidar_pose.roll);
-  pose->set_yaw(a.lidar_pose.yaw);
-  pose->set_pitch(a.lidar_pose.pitch);
-  v1::IndexGrid* g = msg.mutable_grid();
-  g->set_levels(static_cast<uint32_t>(enc.grid.levels));
-  g->set_height(static_cast<uint32_t>(enc.grid.height));
-  g->set_width(static_cast<uint32_t>(enc.grid.width));
-  g->set_dict_size(static_cast<uint32_t>(enc.grid.dict_size));
-  msg.set_codebook_digest(digest);
-  msg.set_precision(precision == agent::Precision::kInt8 ? v1::PRECISION_INT8 : v1::PRECISION_FP32);
-  msg.set_encoding(coded.encoding == codec::IndexEncoding::kZstd ? v1::INDEX_ENCODING_ZSTD
-                                                                 : v1::INDEX_ENCODING_BITPACK);
-  msg.set_bits_per_index(static_cast<uint32_t>(coded.bits_per_index));
-  msg.set_decoded_bytes(coded.decoded_bytes);
-  msg.set_payload(coded.payload);
+  v1::FeatureMessage msg = services::FeatureMessageProto(
+      a.agent_id, frame_id, kSeedCaptureNs, a.lidar_pose, enc.grid, digest,
+      precision == agent::Precision::kInt8 ? v1::PRECISION_INT8 : v1::PRECISION_FP32, coded);
   msg.set_encode_seconds(0.05);
   msg.set_model_generation(1);
   return msg;

@@ -18,6 +18,7 @@
 #include "tools/qv2x/command.h"
 #ifdef QV2X_WITH_PROTO
 #include "qv2x/v1/features.pb.h"
+#include "services/feature_message_proto.h"
 #endif
 
 namespace qv2x::cli {
@@ -79,32 +80,12 @@ absl::StatusOr<FusionMethod> ParseMethod(const std::string& name, bool no_codebo
 baselines::IndexMessageSizer WireSizer() {
 #ifdef QV2X_WITH_PROTO
   return [](const baselines::IndexMessage& m) -> uint64_t {
-    v1::FeatureMessage msg;
-    msg.set_agent_id(m.agent_id);
-    msg.set_frame_id(m.frame_id);
-    msg.set_capture_time_unix_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                     std::chrono::system_clock::now().time_since_epoch())
-                                     .count());
-    v1::Pose* pose = msg.mutable_lidar_pose();
-    pose->set_x(m.lidar_pose.x);
-    pose->set_y(m.lidar_pose.y);
-    pose->set_z(m.lidar_pose.z);
-    pose->set_roll(m.lidar_pose.roll);
-    pose->set_yaw(m.lidar_pose.yaw);
-    pose->set_pitch(m.lidar_pose.pitch);
-    v1::IndexGrid* g = msg.mutable_grid();
-    g->set_levels(static_cast<uint32_t>(m.grid.levels));
-    g->set_height(static_cast<uint32_t>(m.grid.height));
-    g->set_width(static_cast<uint32_t>(m.grid.width));
-    g->set_dict_size(static_cast<uint32_t>(m.grid.dict_size));
-    msg.set_codebook_digest(std::string(m.codebook_digest));
-    msg.set_precision(v1::PRECISION_FP32);
-    msg.set_encoding(m.indices->encoding == codec::IndexEncoding::kZstd
-                         ? v1::INDEX_ENCODING_ZSTD
-                         : v1::INDEX_ENCODING_BITPACK);
-    msg.set_bits_per_index(static_cast<uint32_t>(m.indices->bits_per_index));
-    msg.set_decoded_bytes(m.indices->decoded_bytes);
-    msg.set_payload(m.indices->payload);
+    v1::FeatureMessage msg = services::FeatureMessageProto(
+        m.agent_id, m.frame_id,
+        std::chrono::duration_cast<std::chrono::nanoseconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count(),
+        m.lidar_pose, m.grid, std::string(m.codebook_digest), v1::PRECISION_FP32, *m.indices);
     msg.set_encode_seconds(0.05);
     msg.set_model_generation(1);
     return msg.ByteSizeLong();
