@@ -1,6 +1,6 @@
 // `qv2x model summary|init`: parameter counts and compute cost of a stage config's model,
-// and a freshly initialised checkpoint. Torch-free: everything goes through
-// core/model/model_summary.h.
+// and a freshly initialised checkpoint; `inputs` and `forward` live in
+// cmd_model_forward.cc. Torch-free: everything goes through core/model/model_summary.h.
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -11,6 +11,7 @@
 #include "core/config/model_config.h"
 #include "core/model/model_summary.h"
 #include "nlohmann/json.hpp"
+#include "tools/qv2x/cmd_model_forward.h"
 #include "tools/qv2x/command.h"
 
 namespace qv2x::cli {
@@ -130,16 +131,19 @@ absl::Status RunInit(Args& args) {
 
 absl::Status RunModel(Args& args) {
   const auto& pos = args.positional();
-  if (pos.size() != 1 || (pos[0] != "summary" && pos[0] != "init")) {
-    return absl::InvalidArgumentError(
-        "expected `qv2x model summary` or `qv2x model init` (see --help)");
-  }
-  return pos[0] == "summary" ? RunSummary(args) : RunInit(args);
+  const std::string sub = pos.size() == 1 ? pos[0] : "";
+  if (sub == "summary") return RunSummary(args);
+  if (sub == "init") return RunInit(args);
+  if (sub == "inputs") return RunInputsCommand(args);
+  if (sub == "forward") return RunForwardCommand(args);
+  return absl::InvalidArgumentError(
+      "expected `qv2x model summary`, `init`, `inputs` or `forward` (see --help)");
 }
 
-const Registration kRegistration({"model",
-                                  "model summary (parameters, FLOPs) and initial checkpoints",
-                                  kUsage, RunModel});
+const Registration kRegistration(
+    {"model",
+     "model summary (parameters, FLOPs), initial checkpoints, inputs and a forward pass to a file",
+     absl::StrCat(kUsage, "\n\n", kModelForwardUsage), RunModel});
 
 }  // namespace
 }  // namespace qv2x::cli

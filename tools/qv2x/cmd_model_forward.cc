@@ -1,0 +1,159 @@
+// `qv2x model inputs` writes one collated frame (pillars, poses, pairwise transforms) of a
+// scene or dataset as a file of tensors; `qv2x model forward` runs a checkpoint on such a
+// file and writes every head's output and the intermediate tensors, optionally timing the
+// agent half, the ego half and the whole frame. Torch-free: core/model/model_forward.h.
+#include "tools/qv2x/cmd_model_forward.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/common/status_macros.h"
+#include "core/config/model_config.h"
+#include "core/model/model_forward.h"
+#include "core/model/runtime_model.h"
+#include "core/training/frame_source.h"
+#include "nlohmann/json.hpp"
+
+namespace qv2x::cli {
+
+const char kModelForwardUsage[] =
+    R"(usage: qv2x model inputs --config FILE (--scene SCENE.yaml | --dataset DIR) [--frame N]
+                         --out IN.pth [--set key.path=value ...]
+       qv2x model forward --config FILE --checkpoint CKPT --inputs IN.pth [--out OUT.pth]
+                          [--repeat N [--timing FILE.json]] [--threads N]
+                          [--set key.path=value ...]
+
+inputs   Collates frame N (default 0) of a scene or dataset as the trainer and `qv2x infer`
+         do (the ego and up to max_cav - 1 agents within comm_range, pillars at the test-time
+         cap) and writes it as a PyTorch-readable dict of tensors: grid_size, agent_ids,
+         lidar_pose, pairwise and agents.<i>.{features,num_points,coords}
+         (docs/model-forward.md).
+forward  Runs CKPT on IN.pth as the services do: every agent through the agent encoder,
+         then the ego half on their codebook indices (features without a codebook), and
+         writes to OUT.pth the heads (cls, reg, dir) and the tensors that localise a
+         mismatch: per-agent pillar features, bev_features (before the codebook),
+         indices.<level>, decoded, warp_to_ego, and per pyramid level its features,
+         occupancy logits, warped features, fusion weights and fused map, then fused and
+         shrink. bench/pytorch_reference.py check compares it with PyTorch.
+         --repeat N times N more runs: one agent's encode, the ego half fusing every agent,
+         and the whole frame (every agent encoded, then fused); prints the medians, and
+         --timing writes every run's seconds as JSON.)";
+
+namespace {
+
+double MedianMs(std::vector<double> s) {
+  if (s.empty()) return 0;
+  std::sort(s.begin(), s.end());
+  const size_t n = s.size();
+  return 1e3 * (n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]));
+}
+
+std::string PillarCounts(const CollatedFrame& frame) {
+  std::vector<int> counts;
+  for (const AgentInput& a : frame.agents) counts.push_back(a.pillars.num_pillars);
+  return absl::StrJoin(counts, ", ");
+}
+
+}  // namespace
+
+absl::Status RunInputsCommand(Args& args) {
+  QV2X_ASSIGN_OR_RETURN(std::string config, args.Required("config"));
+  const std::string scene = args.GetOr("scene", "");
+  const std::string dataset = args.GetOr("dataset", "");
+  QV2X_ASSIGN_OR_RETURN(int64_t index, args.IntOr("frame", 0));
+  QV2X_ASSIGN_OR_RETURN(std::string out, args.Required("out"));
+  const std::vector<std::string> overrides = args.All("set");
+  QV2X_RETURN_IF_ERROR(args.Finish());
+  if (scene.empty() == dataset.empty()) {
+    return absl::InvalidArgumentError("give exactly one of --scene and --dataset");
+  }
+  if (index < 0) return absl::InvalidArgumentError("--frame must be >= 0");
+  QV2X_ASSIGN_OR_RETURN(StageConfig cfg, LoadStageConfig(config, overrides));
+  QV2X_ASSIGN_OR_RETURN(auto source, FrameSource::Open(scene.empty() ? dataset : "sim:" + scene));
+  if (static_cast<size_t>(index) >= source->size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--frame ", index, ": the source has ", source->size(), " frames"));
+  }
+  QV2X_ASSIGN_OR_RETURN(SceneFrame frame, source->Read(static_cast<size_t>(index)));
+  QV2X_ASSIGN_OR_RETURN(CollatedFrame collated,
+                        CollateFrame(frame, cfg.preprocess, cfg.comm_range,
+                                     cfg.train_params.max_cav, PillarMode::kTest));
+  QV2X_RETURN_IF_ERROR(WriteModelInputs(collated, out));
+  std::vector<int> ids;
+  for (const AgentInput& a : collated.agents) ids.push_back(a.agent_id);
+  std::printf("wrote %s: frame %s, %zu agents (ids %s), pillars %s\n", out.c_str(),
+              source->FrameName(static_cast<size_t>(index)).c_str(), collated.agents.size(),
+              absl::StrJoin(ids, ", ").c_str(), PillarCounts(collated).c_str());
+  return absl::OkStatus();
+}
+
+absl::Status RunForwardCommand(Args& args) {
+  QV2X_ASSIGN_OR_RETURN(std::string config, args.Required("config"));
+  QV2X_ASSIGN_OR_RETURN(std::string checkpoint, args.Required("checkpoint"));
+  QV2X_ASSIGN_OR_RETURN(std::string inputs, args.Required("inputs"));
+  ForwardOptions options;
+  options.out = args.GetOr("out", "");
+  QV2X_ASSIGN_OR_RETURN(int64_t repeat, args.IntOr("repeat", 0));
+  const std::string timing = args.GetOr("timing", "");
+  QV2X_ASSIGN_OR_RETURN(int64_t threads, args.IntOr("threads", 0));
+  const std::vector<std::string> overrides = args.All("set");
+  QV2X_RETURN_IF_ERROR(args.Finish());
+  if (repeat < 0 || repeat > 100000) {
+    return absl::InvalidArgumentError(absl::StrCat("--repeat must be 0 to 100000, got ", repeat));
+  }
+  if (options.out.empty() && repeat == 0) {
+    return absl::InvalidArgumentError("give --out, --repeat or both (nothing to do otherwise)");
+  }
+  if (!timing.empty() && repeat == 0) return absl::InvalidArgumentError("--timing needs --repeat");
+  if (threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
+  options.repeat = static_cast<int>(repeat);
+  if (threads > 0) SetIntraOpThreads(static_cast<int>(threads));
+  QV2X_ASSIGN_OR_RETURN(StageConfig cfg, LoadStageConfig(config, overrides));
+  QV2X_ASSIGN_OR_RETURN(CollatedFrame frame, ReadModelInputs(inputs, cfg.preprocess));
+  QV2X_ASSIGN_OR_RETURN(ForwardReport r, RunModelForward(cfg, checkpoint, frame, options));
+  std::printf(
+      "%s on %s: %zu agents, pillars %s%s\n", checkpoint.c_str(), inputs.c_str(),
+      frame.agents.size(), PillarCounts(frame).c_str(),
+      r.codebook_digest.empty() ? "" : absl::StrCat(", codebook ", r.codebook_digest).c_str());
+  // The written intermediates come from a second pass over the ego half; this says how far
+  // its heads are from the written ones (expected 0).
+  std::printf("intermediate path vs EgoFusion::Fuse heads: max rel diff %.3g\n",
+              r.intermediate_path_rel_diff);
+  if (!options.out.empty()) std::printf("wrote %s\n", options.out.c_str());
+  if (repeat > 0) {
+    std::printf(
+        "median of %lld runs: encode 1 agent %.2f ms, fuse %zu agents %.2f ms, "
+        "frame %.2f ms\n",
+        static_cast<long long>(repeat), MedianMs(r.encode_s), frame.agents.size(),
+        MedianMs(r.fuse_s), MedianMs(r.frame_s));
+  }
+  if (!timing.empty()) {
+    std::vector<int> pillars;
+    for (const AgentInput& a : frame.agents) pillars.push_back(a.pillars.num_pillars);
+    const nlohmann::json j = {{"checkpoint", checkpoint},
+                              {"config", config},
+                              {"inputs", inputs},
+                              {"agents", frame.agents.size()},
+                              {"pillars", pillars},
+                              {"threads", threads},
+                              {"repeat", repeat},
+                              {"encode_s", r.encode_s},
+                              {"fuse_s", r.fuse_s},
+                              {"frame_s", r.frame_s},
+                              {"median_ms",
+                               {{"encode", MedianMs(r.encode_s)},
+                                {"fuse", MedianMs(r.fuse_s)},
+                                {"frame", MedianMs(r.frame_s)}}}};
+    std::ofstream f(timing);
+    f << j.dump(2) << "\n";
+    if (!f) return absl::InternalError(absl::StrCat("could not write ", timing));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace qv2x::cli
