@@ -52,15 +52,16 @@ absl::StatusOr<std::shared_ptr<AgentModel>> AgentModel::Load(const std::string& 
   return m;
 }
 
-absl::StatusOr<EncodedSweep> AgentModel::Encode(const PointCloud& sweep,
-                                                Precision precision) const {
+absl::StatusOr<EncodedSweep> AgentModel::Encode(const PointCloud& sweep, Precision precision,
+                                                const CellSelection* sparse) const {
   if (precision == Precision::kInt8 && !has_int8()) {
     return absl::FailedPreconditionError("no INT8 encoder loaded");
   }
   const StageConfig& cfg = impl_->fp32.cfg;
-  const Pillars pillars =
-      Pillarize(CropPoints(sweep, cfg.preprocess), cfg.preprocess, PillarMode::kTest);
-  return TorchCall("encode", [&]() -> absl::StatusOr<EncodedSweep> {
+  const PointCloud cropped = CropPoints(sweep, cfg.preprocess);
+  const Pillars pillars = Pillarize(cropped, cfg.preprocess, PillarMode::kTest);
+  QV2X_ASSIGN_OR_RETURN(EncodedSweep out,
+                        TorchCall("encode", [&]() -> absl::StatusOr<EncodedSweep> {
     torch::NoGradGuard no_grad;
     torch::Tensor indices;
     if (precision == Precision::kInt8) {
@@ -79,7 +80,12 @@ absl::StatusOr<EncodedSweep> AgentModel::Encode(const PointCloud& sweep,
                              idx.size(2) * sizeof(float);
     out.num_pillars = pillars.num_pillars;
     return out;
-  });
+  }));
+  if (sparse != nullptr) {
+    QV2X_ASSIGN_OR_RETURN(out.cell_mask, SelectCells(cropped, cfg.preprocess, out.grid.height,
+                                                     out.grid.width, *sparse));
+  }
+  return out;
 }
 
 }  // namespace qv2x::agent

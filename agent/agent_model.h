@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "core/codec/index_codec.h"
 #include "core/data/frame.h"
+#include "core/voxel/cell_selection.h"
 
 namespace qv2x::agent {
 
@@ -23,6 +24,7 @@ struct EncodedSweep {
   codec::IndexGrid grid;
   uint64_t fp32_feature_bytes = 0;  // C · h · w · 4: what sending features would cost
   int num_pillars = 0;
+  std::vector<uint8_t> cell_mask;  // [h, w] cells to send; empty: all (a dense map)
 };
 
 class AgentModel {
@@ -34,7 +36,9 @@ class AgentModel {
                                                           const std::string& int8_artifact);
   ~AgentModel();
 
-  absl::StatusOr<EncodedSweep> Encode(const PointCloud& sweep, Precision precision) const;
+  // `sparse`: select the cells worth sending (cell_selection.h); null: send every cell.
+  absl::StatusOr<EncodedSweep> Encode(const PointCloud& sweep, Precision precision,
+                                      const CellSelection* sparse = nullptr) const;
 
   const std::string& checkpoint() const { return checkpoint_; }
   const std::string& int8_artifact() const { return int8_artifact_; }

@@ -46,6 +46,7 @@ struct AgentRunner::Metrics {
   Family<Counter>& rejected;
   Gauge& connected;
   Gauge& generation;
+  Gauge& sent_cell_fraction;
   std::string agent;
   // This agent's series, resolved once (the agent and encoding labels never change):
   // indexed by Precision.
@@ -112,6 +113,12 @@ struct AgentRunner::Metrics {
                        .Help("Bumped by every model load or precision switch")
                        .Register(r)
                        .Add({{"agent", std::to_string(agent_id)}})),
+        sent_cell_fraction(prometheus::BuildGauge()
+                               .Name("qv2x_agent_sent_cell_fraction")
+                               .Help("Share of the feature map's cells the last message sent "
+                                     "(1 for a dense map)")
+                               .Register(r)
+                               .Add({{"agent", std::to_string(agent_id)}})),
         agent(std::to_string(agent_id)) {}
 
   static Histogram::BucketBoundaries LatencyBuckets() {
@@ -141,6 +148,7 @@ AgentRunner::AgentRunner(AgentOptions options, const sim::Simulator* simulator,
             }),
       model_(std::move(model)),
       precision_(precision),
+      sparse_(options_.sparse),
       next_lockstep_(options_.start_frame) {
   Metrics& m = *metrics_;
   const char* enc = codec::EncodingName(options_.codec.encoding);
@@ -281,21 +289,24 @@ bool AgentRunner::EncodeAndSend(uint64_t frame_id) {
   const double sweep_s = (capture_ns - sweep_start_ns) * 1e-9;
   std::shared_ptr<AgentModel> model;
   Precision precision;
+  std::optional<CellSelection> sparse;
   uint64_t generation;
   {
     std::lock_guard<std::mutex> lock(mu_);
     model = model_;
     precision = precision_;
+    sparse = sparse_;
     generation = generation_;
   }
   const auto t0 = std::chrono::steady_clock::now();
-  absl::StatusOr<EncodedSweep> enc = model->Encode(sweep->points, precision);
+  absl::StatusOr<EncodedSweep> enc =
+      model->Encode(sweep->points, precision, sparse ? &*sparse : nullptr);
   if (!enc.ok()) {
     services::LogError(absl::StrCat("frame ", frame_id, ": ", enc.status().message()));
     return false;
   }
-  absl::StatusOr<codec::EncodedIndices> coded =
-      codec::EncodeIndices(enc->indices, enc->grid, options_.codec);
+  absl::StatusOr<codec::EncodedIndices> coded = codec::EncodeIndices(
+      enc->indices, enc->grid, options_.codec, enc->cell_mask.empty() ? nullptr : &enc->cell_mask);
   if (!coded.ok()) {
     services::LogError(absl::StrCat("frame ", frame_id, ": ", coded.status().message()));
     return false;
@@ -317,6 +328,10 @@ bool AgentRunner::EncodeAndSend(uint64_t frame_id) {
   metrics_->sent[pi]->Increment(static_cast<double>(size));
   metrics_->fp32[pi]->Increment(static_cast<double>(enc->fp32_feature_bytes));
   metrics_->message_size->Observe(static_cast<double>(size));
+  metrics_->sent_cell_fraction.Set(
+      msg.sparse() ? static_cast<double>(msg.sent_cells()) /
+                         static_cast<double>(enc->grid.height * enc->grid.width)
+                   : 1.0);
   std::lock_guard<std::mutex> lock(mu_);
   if (options_.pace == Pace::kRealtime) {
     // Frame time in ticks (sweep to sent), smoothed; the stride follows with hysteresis.
@@ -339,15 +354,19 @@ void AgentRunner::ApplyPending(uint64_t next_frame) {
   if (!pending_) return;
   if (pending_->model) model_ = std::move(pending_->model);
   if (pending_->precision) precision_ = *pending_->precision;
+  if (pending_->sparse) sparse_ = *pending_->sparse;
   ++generation_;
   metrics_->generation.Set(static_cast<double>(generation_));
   applied_id_ = pending_id_;
   applied_frame_ = next_frame;
   pending_.reset();
-  services::LogInfo(absl::StrCat("agent ", options_.agent_id, ": ", PrecisionName(precision_),
-                                 ", model ",
-                                 model_->checkpoint().empty() ? "(initial)" : model_->checkpoint(),
-                                 " from frame ", next_frame));
+  services::LogInfo(absl::StrCat(
+      "agent ", options_.agent_id, ": ", PrecisionName(precision_), ", model ",
+      model_->checkpoint().empty() ? "(initial)" : model_->checkpoint(), ", ",
+      sparse_ ? absl::StrCat("sparse (span >= ", sparse_->min_height_span_m, " m, dilation ",
+                             sparse_->dilation_cells, ")")
+              : std::string("dense"),
+      " from frame ", next_frame));
   cv_.notify_all();
 }
 
@@ -391,6 +410,12 @@ void AgentRunner::FillStatus(v1::AgentStatus* s) {
   s->set_fusion_address(options_.fusion_address);
   s->set_last_frame_id(last_sent_.value_or(0));
   s->set_model_generation(generation_);
+  s->mutable_sparsity()->set_enabled(sparse_.has_value());
+  if (sparse_) {
+    s->mutable_sparsity()->set_min_height_span_m(sparse_->min_height_span_m);
+    s->mutable_sparsity()->set_dilation_cells(static_cast<uint32_t>(sparse_->dilation_cells));
+  }
+  if (options_.dictionary) s->set_dictionary_digest(options_.dictionary->digest());
 }
 
 grpc::Status AgentRunner::GetStatus(grpc::ServerContext*, const v1::AgentStatusRequest*,
@@ -420,7 +445,25 @@ grpc::Status AgentRunner::SetPrecision(grpc::ServerContext* ctx,
                           "no INT8 encoder loaded: LoadModel with an int8_artifact first");
     }
   }
-  return Apply(Change{nullptr, p}, ctx, response);
+  return Apply(Change{nullptr, p, std::nullopt}, ctx, response);
+}
+
+grpc::Status AgentRunner::SetSparsity(grpc::ServerContext* ctx,
+                                      const v1::SetSparsityRequest* request,
+                                      v1::ControlReply* response) {
+  const v1::Sparsity& s = request->sparsity();
+  if (!s.enabled()) return Apply(Change{nullptr, std::nullopt, std::optional<CellSelection>()}, ctx, response);
+  // The largest span worth a setting is a tall building's; dilation beyond the map is moot.
+  if (!(s.min_height_span_m() >= 0 && s.min_height_span_m() <= 100) || s.dilation_cells() > 64) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("min_height_span_m ", s.min_height_span_m(),
+                                     " must lie in [0, 100] and dilation_cells ",
+                                     s.dilation_cells(), " in [0, 64]"));
+  }
+  CellSelection sel;
+  sel.min_height_span_m = s.min_height_span_m();
+  sel.dilation_cells = static_cast<int>(s.dilation_cells());
+  return Apply(Change{nullptr, std::nullopt, std::optional<CellSelection>(sel)}, ctx, response);
 }
 
 grpc::Status AgentRunner::LoadModel(grpc::ServerContext* ctx, const v1::LoadModelRequest* request,
@@ -467,7 +510,7 @@ grpc::Status AgentRunner::LoadModel(grpc::ServerContext* ctx, const v1::LoadMode
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "the agent runs INT8 and the new model has no INT8 encoder");
   }
-  return Apply(Change{*loaded, std::nullopt}, ctx, response);
+  return Apply(Change{*loaded, std::nullopt, std::nullopt}, ctx, response);
 }
 
 absl::StatusOr<std::set<std::string>> AgentRunner::FusionCodebooks() const {

@@ -16,7 +16,9 @@
 
 #include "agent/agent_model.h"
 #include "agent/feature_link.h"
+#include "core/codec/zstd_dictionary.h"
 #include "core/sim/simulator.h"
+#include "core/voxel/cell_selection.h"
 #include "prometheus/registry.h"
 #include "qv2x/v1/agent.grpc.pb.h"
 
@@ -29,6 +31,9 @@ struct AgentOptions {
   std::string config_path;  // stage YAML shared by every model this agent loads
   std::string fusion_address;
   codec::EncodeOptions codec;
+  // Held for codec.dictionary (which points into it); null: none.
+  std::shared_ptr<const codec::ZstdDictionary> dictionary;
+  std::optional<CellSelection> sparse;  // at start; nullopt: dense maps
   Pace pace = Pace::kRealtime;
   int64_t epoch_ns = 0;      // realtime: wall-clock time of tick 0
   uint64_t start_frame = 0;  // lockstep: first frame id
@@ -54,12 +59,15 @@ class AgentRunner final : public v1::AgentControl::Service {
                             v1::ControlReply* response) override;
   grpc::Status LoadModel(grpc::ServerContext* ctx, const v1::LoadModelRequest* request,
                          v1::ControlReply* response) override;
+  grpc::Status SetSparsity(grpc::ServerContext* ctx, const v1::SetSparsityRequest* request,
+                           v1::ControlReply* response) override;
 
  private:
   struct Metrics;
   struct Change {
     std::shared_ptr<AgentModel> model;  // null: keep
     std::optional<Precision> precision;
+    std::optional<std::optional<CellSelection>> sparse;  // set: the new setting (nullopt: dense)
   };
 
   // Queues a change and waits until the loop applied it; the first frame it affects.
@@ -81,6 +89,7 @@ class AgentRunner final : public v1::AgentControl::Service {
   std::condition_variable cv_;
   std::shared_ptr<AgentModel> model_;
   Precision precision_;
+  std::optional<CellSelection> sparse_;
   uint64_t generation_ = 1;
   std::optional<Change> pending_;
   uint64_t pending_id_ = 0, applied_id_ = 0, applied_frame_ = 0;

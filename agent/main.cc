@@ -33,6 +33,13 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50090", "AgentControl gRPC address");
 ABSL_FLAG(std::string, metrics, "127.0.0.1:9490", "Prometheus /metrics address; empty disables");
 ABSL_FLAG(std::string, codec, "zstd", "index coding: bitpack | zstd");
 ABSL_FLAG(int, zstd_level, 3, "zstd compression level");
+ABSL_FLAG(std::string, zstd_dictionary, "",
+          "zstd dictionary to compress maps against (with --codec zstd; the fusion service must "
+          "hold it: its --zstd_dictionary)");
+ABSL_FLAG(double, sparse_min_span_m, -1,
+          "sparse maps: send only cells whose points span this many metres vertically (and "
+          "their neighbourhood, --sparse_dilation); negative: send every cell");
+ABSL_FLAG(int, sparse_dilation, 2, "sparse maps: cells of context kept around each selected cell");
 ABSL_FLAG(std::string, pace, "realtime",
           "realtime: one frame per scene tick (skipping ticks when late); lockstep: as fast as "
           "the fusion service closes frames");
@@ -81,6 +88,27 @@ int Run() {
   }
   options.codec.encoding = *enc;
   options.codec.zstd_level = absl::GetFlag(FLAGS_zstd_level);
+  if (const std::string path = absl::GetFlag(FLAGS_zstd_dictionary); !path.empty()) {
+    if (*enc != qv2x::codec::IndexEncoding::kZstd) {
+      LogError("--zstd_dictionary needs --codec zstd");
+      return 2;
+    }
+    absl::StatusOr<std::shared_ptr<const qv2x::codec::ZstdDictionary>> dict =
+        qv2x::codec::ZstdDictionary::Load(path, options.codec.zstd_level);
+    if (!dict.ok()) {
+      LogError(dict.status().message());
+      return 2;
+    }
+    options.dictionary = *dict;
+    options.codec.dictionary = options.dictionary.get();
+  }
+  if (const double span = absl::GetFlag(FLAGS_sparse_min_span_m); span >= 0) {
+    if (absl::GetFlag(FLAGS_sparse_dilation) < 0) {
+      LogError("--sparse_dilation must not be negative");
+      return 2;
+    }
+    options.sparse = qv2x::CellSelection{span, absl::GetFlag(FLAGS_sparse_dilation)};
+  }
   options.pace = pace == "lockstep" ? agent::Pace::kLockstep : agent::Pace::kRealtime;
   options.fusion_address = absl::GetFlag(FLAGS_fusion);
   options.epoch_ns = absl::GetFlag(FLAGS_epoch_ms) * 1'000'000;

@@ -168,6 +168,7 @@ FusionService::FusionService(FusionEngine* engine, FusionOptions options,
         v.max_decoded_bytes = options_.max_decoded_bytes;
         v.max_capture_ahead_ns = options_.max_capture_ahead_ns;
         v.max_capture_age_ns = options_.max_capture_age_ns;
+        v.dictionaries = options_.dictionaries;
         return v;
       }()),
       metrics_(std::make_unique<Metrics>(registry)),

@@ -34,6 +34,8 @@ struct FusionOptions {
   uint64_t max_decoded_bytes = 16 << 20;
   int64_t max_capture_ahead_ns = 5'000'000'000;  // see ValidatorOptions
   int64_t max_capture_age_ns = 60'000'000'000;
+  // zstd dictionaries agents may compress against, by digest (--zstd_dictionary).
+  std::map<std::string, std::shared_ptr<const codec::ZstdDictionary>> dictionaries;
   size_t watcher_queue = 256;  // frames buffered per slow watcher before the oldest go
   size_t stream_queue = 1024;  // replies waiting on an agent that does not read them
   // LoadModel's paths must lie inside this folder (`..`, absolute paths elsewhere and

@@ -1,5 +1,6 @@
 // qv2x-fusion: the ego fusion service (qv2x.v1.Fusion).
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -43,6 +44,8 @@ ABSL_FLAG(int, max_capture_ahead_ms, 5000, "refuse capture times this far ahead 
 ABSL_FLAG(int, max_capture_age_ms, 60000, "refuse capture times older than this");
 ABSL_FLAG(std::string, artifacts, "",
           "LoadModel reads model files from inside this folder only (empty: any path)");
+ABSL_FLAG(std::vector<std::string>, zstd_dictionary, {},
+          "zstd dictionaries (comma-separated files) agents may compress their maps against");
 ABSL_FLAG(std::string, port_file, "",
           "write \"<grpc port> <metrics port>\" here once serving (for port 0)");
 
@@ -108,6 +111,15 @@ int Run() {
   options.assembler.rate_hz = scene->rate_hz;
   options.max_capture_ahead_ns = absl::GetFlag(FLAGS_max_capture_ahead_ms) * int64_t{1'000'000};
   options.max_capture_age_ns = absl::GetFlag(FLAGS_max_capture_age_ms) * int64_t{1'000'000};
+  for (const std::string& path : absl::GetFlag(FLAGS_zstd_dictionary)) {
+    absl::StatusOr<std::shared_ptr<const qv2x::codec::ZstdDictionary>> dict =
+        qv2x::codec::ZstdDictionary::Load(path, /*level=*/3);
+    if (!dict.ok()) {
+      LogError(dict.status().message());
+      return 1;
+    }
+    options.dictionaries[(*dict)->digest()] = *dict;
+  }
 
   qv2x::services::ServerOptions server;
   server.service_name = "fusion";

@@ -81,11 +81,15 @@ bool MessageValidator::Validate(const v1::FeatureMessage& msg, int64_t now_ns,
                                " is neither FP32 (1) nor INT8 (2)"),
                   why);
   }
-  if (msg.codebook_digest().size() > o.max_digest_bytes) {
-    return Reject(v1::REJECT_REASON_MALFORMED,
-                  absl::StrCat("codebook_digest of ", msg.codebook_digest().size(),
-                               " bytes (at most ", o.max_digest_bytes, ")"),
-                  why);
+  for (const auto& [name, digest] : {std::pair<const char*, const std::string&>{
+                                         "codebook_digest", msg.codebook_digest()},
+                                     {"dictionary_digest", msg.dictionary_digest()}}) {
+    if (digest.size() > o.max_digest_bytes) {
+      return Reject(v1::REJECT_REASON_MALFORMED,
+                    absl::StrCat(name, " of ", digest.size(), " bytes (at most ",
+                                 o.max_digest_bytes, ")"),
+                    why);
+    }
   }
   if (std::string p = PoseProblem(msg.lidar_pose(), o); !p.empty()) {
     return Reject(v1::REJECT_REASON_POSE, std::move(p), why);
@@ -138,10 +142,28 @@ bool MessageValidator::Validate(const v1::FeatureMessage& msg, int64_t now_ns,
   }
   enc.bits_per_index = static_cast<int>(msg.bits_per_index());
   enc.decoded_bytes = msg.decoded_bytes();
+  enc.sparse = msg.sparse();
+  enc.sent_cells = msg.sent_cells();
   enc.payload = msg.payload();  // a view: decoded in place, not copied
+  const codec::ZstdDictionary* dictionary = nullptr;
+  if (!msg.dictionary_digest().empty()) {
+    const auto it = o.dictionaries.find(msg.dictionary_digest());
+    if (it == o.dictionaries.end()) {
+      std::vector<std::string> held;
+      for (const auto& [digest, d] : o.dictionaries) held.push_back(digest);
+      return Reject(v1::REJECT_REASON_DICTIONARY,
+                    absl::StrCat("zstd dictionary ", services::ClipForLog(msg.dictionary_digest(), 16),
+                                 " is not held here (",
+                                 held.empty() ? "none" : absl::StrJoin(held, ", "), ")"),
+                    why);
+    }
+    dictionary = it->second.get();
+    enc.dictionary_digest = msg.dictionary_digest();
+  }
   codec::DecodeLimits limits;
   limits.max_decoded_bytes = o.max_decoded_bytes;
-  if (absl::Status st = codec::DecodeIndices(enc, o.grid, limits, &out->indices); !st.ok()) {
+  if (absl::Status st = codec::DecodeIndices(enc, o.grid, limits, &out->indices, dictionary);
+      !st.ok()) {
     v1::RejectReason reason = v1::REJECT_REASON_PAYLOAD_LENGTH;
     if (st.code() == absl::StatusCode::kOutOfRange) reason = v1::REJECT_REASON_INDEX_RANGE;
     if (st.code() == absl::StatusCode::kResourceExhausted) reason = v1::REJECT_REASON_OVERSIZED;
@@ -164,7 +186,10 @@ bool MessageValidator::Validate(const v1::FeatureMessage& msg, int64_t now_ns,
   c.set_encode_seconds(msg.encode_seconds());
   c.set_model_generation(msg.model_generation());
   c.set_index_entropy_bits(codec::IndexEntropyBits(out->indices, o.grid.dict_size));
-  c.set_index_count(static_cast<uint64_t>(o.grid.cells()));
+  const uint64_t plane = static_cast<uint64_t>(o.grid.height * o.grid.width);
+  c.set_sent_cells(msg.sparse() ? msg.sent_cells() : plane);
+  c.set_index_count(c.sent_cells() * static_cast<uint64_t>(o.grid.levels));
+  c.set_dictionary_digest(msg.dictionary_digest());
   return true;
 }
 

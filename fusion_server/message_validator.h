@@ -5,11 +5,14 @@
 #ifndef QV2X_FUSION_SERVER_MESSAGE_VALIDATOR_H_
 #define QV2X_FUSION_SERVER_MESSAGE_VALIDATOR_H_
 
+#include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 
 #include "core/codec/index_codec.h"
+#include "core/codec/zstd_dictionary.h"
 #include "fusion_server/frame_assembler.h"
 #include "qv2x/v1/features.pb.h"
 
@@ -19,6 +22,8 @@ struct ValidatorOptions {
   std::set<int> agents;             // agent ids of the scene
   codec::IndexGrid grid;            // the model's index map shape
   std::set<std::string> codebooks;  // digests of the codebooks held at start
+  // zstd dictionaries agents may compress against, by digest.
+  std::map<std::string, std::shared_ptr<const codec::ZstdDictionary>> dictionaries;
   int64_t feature_channels = 0;     // C of the FP32 feature map (bandwidth comparison)
   uint64_t max_message_bytes = 0;   // serialized message
   uint64_t max_decoded_bytes = 0;   // index map after decompression

@@ -30,6 +30,9 @@ v1::FeatureMessage FeatureMessageProto(int agent_id, uint64_t frame_id, int64_t 
                                                                  : v1::INDEX_ENCODING_BITPACK);
   msg.set_bits_per_index(static_cast<uint32_t>(coded.bits_per_index));
   msg.set_decoded_bytes(coded.decoded_bytes);
+  msg.set_sparse(coded.sparse);
+  msg.set_sent_cells(coded.sent_cells);
+  msg.set_dictionary_digest(std::move(coded.dictionary_digest));
   msg.set_payload(std::move(coded.payload));
   return msg;
 }

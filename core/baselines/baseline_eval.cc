@@ -14,6 +14,7 @@
 #include "core/common/status_macros.h"
 #include "core/training/evaluator.h"
 #include "core/training/sample_builder.h"
+#include "core/voxel/pillars.h"
 
 namespace qv2x::baselines {
 namespace {
@@ -37,7 +38,7 @@ ByteStats Stats(const std::vector<double>& bytes) {
 // Per method while the frames run.
 struct MethodState {
   ApAccumulator acc;
-  std::vector<double> raw, zstd;
+  std::vector<double> raw, zstd, zstd_dict, cell_fraction;
   double seconds = 0;
 };
 
@@ -96,22 +97,28 @@ class FrameRunner {
     return absl::OkStatus();
   }
 
-  // The bit-packed and zstd index messages of one agent.
-  absl::Status IndexBytes(const MessageHeader& h, const AgentEncoding& e, double* raw,
-                          double* zstd) {
+  // The bit-packed, zstd and (with a dictionary) zstd + dictionary index messages of one
+  // agent; `mask`: a sparse message's cells.
+  absl::Status IndexBytes(const MessageHeader& h, const AgentEncoding& e,
+                          const std::vector<uint8_t>* mask, MethodState& st) {
     const torch::Tensor idx = e.indices.to(torch::kInt32).contiguous();
     const std::vector<int32_t> values(idx.data_ptr<int32_t>(),
                                       idx.data_ptr<int32_t>() + idx.numel());
     const codec::IndexGrid g{idx.size(0), idx.size(1), idx.size(2), cfg_.model.codebook.dict_size};
     const std::string digest = model_->codebook()->Digest();
-    for (auto [encoding, out] : {std::pair{codec::IndexEncoding::kBitpack, raw},
-                                 std::pair{codec::IndexEncoding::kZstd, zstd}}) {
-      QV2X_ASSIGN_OR_RETURN(codec::EncodedIndices coded,
-                            codec::EncodeIndices(values, g, {encoding}));
+    auto size = [&](const codec::EncodeOptions& o, std::vector<double>& out) -> absl::Status {
+      QV2X_ASSIGN_OR_RETURN(codec::EncodedIndices coded, codec::EncodeIndices(values, g, o, mask));
       const IndexMessage m{h.agent_id, h.frame_id, h.lidar_pose, g, digest, &coded};
-      *out = options_.index_message_bytes
-                 ? static_cast<double>(options_.index_message_bytes(m))
-                 : static_cast<double>(kMessageHeaderBytes + coded.payload.size());
+      out.push_back(options_.index_message_bytes
+                        ? static_cast<double>(options_.index_message_bytes(m))
+                        : static_cast<double>(kMessageHeaderBytes + coded.payload.size()));
+      return absl::OkStatus();
+    };
+    QV2X_RETURN_IF_ERROR(size({codec::IndexEncoding::kBitpack}, st.raw));
+    QV2X_RETURN_IF_ERROR(size({codec::IndexEncoding::kZstd}, st.zstd));
+    if (options_.dictionary != nullptr) {
+      QV2X_RETURN_IF_ERROR(
+          size({codec::IndexEncoding::kZstd, 3, options_.dictionary}, st.zstd_dict));
     }
     return absl::OkStatus();
   }
@@ -145,6 +152,22 @@ const AgentFrame* FindAgent(const SceneFrame& frame, int id) {
   return nullptr;
 }
 
+std::string Sends(FusionMethod m, bool codebook) {
+  switch (m) {
+    case FusionMethod::kNone:
+      return "nothing";
+    case FusionMethod::kLate:
+      return "boxes";
+    case FusionMethod::kEarly:
+      return "points (float32 x, y, z, i)";
+    case FusionMethod::kIntermediate:
+      return codebook ? "codebook indices" : "FP32 features";
+    case FusionMethod::kIntermediateNoCodebook:
+      return "FP32 features";
+  }
+  return "?";
+}
+
 }  // namespace
 
 const char* FusionMethodName(FusionMethod m) {
@@ -172,13 +195,18 @@ absl::StatusOr<BaselineRun> EvaluateFusionBaselines(Detector& model, const Frame
   const bool codebook = model->has_codebook();
   const bool any_intermediate = Wants(options, FusionMethod::kIntermediate) ||
                                 Wants(options, FusionMethod::kIntermediateNoCodebook);
-  const bool all_agents = any_intermediate || Wants(options, FusionMethod::kLate);
+  const bool all_agents =
+      any_intermediate || Wants(options, FusionMethod::kLate) || !options.sparse.empty();
   // zstd of FP32 features costs ~10 ms a map: only when a row sends features.
   const bool features_zstd = Wants(options, FusionMethod::kIntermediateNoCodebook) ||
                              (!codebook && Wants(options, FusionMethod::kIntermediate));
 
-  std::vector<MethodState> state(options.methods.size());
-  std::vector<std::vector<FrameBoxes>> predictions(options.methods.size());
+  if (!options.sparse.empty() && !codebook) {
+    return absl::InvalidArgumentError("sparse messages need a model with a codebook");
+  }
+  const size_t runs = options.methods.size() + options.sparse.size();
+  std::vector<MethodState> state(runs);
+  std::vector<std::vector<FrameBoxes>> predictions(runs);
   std::vector<double> fp32_raw;
   BaselineRun run;
   size_t agents = 0;
@@ -290,12 +318,12 @@ absl::StatusOr<BaselineRun> EvaluateFusionBaselines(Detector& model, const Frame
             shared_seconds += enc[k].seconds;
           }
           for (size_t k = 1; k < n; ++k) {
-            double raw = feat_raw[k], zstd = feat_zstd[k];
             if (use_codebook) {
-              QV2X_RETURN_IF_ERROR(runner.IndexBytes(headers[k], enc[k].enc, &raw, &zstd));
+              QV2X_RETURN_IF_ERROR(runner.IndexBytes(headers[k], enc[k].enc, nullptr, st));
+            } else {
+              st.raw.push_back(feat_raw[k]);
+              st.zstd.push_back(feat_zstd[k]);
             }
-            st.raw.push_back(raw);
-            st.zstd.push_back(zstd);
           }
           QV2X_ASSIGN_OR_RETURN(dets, runner.Detect(maps, c.warp_to_ego, use_codebook));
           break;
@@ -307,6 +335,37 @@ absl::StatusOr<BaselineRun> EvaluateFusionBaselines(Detector& model, const Frame
       predictions[m].push_back({source.FrameName(i), std::move(pred)});
       if (options.on_frame) options.on_frame(method, i, frame, dets, sample.gt);
     }
+    for (size_t j = 0; j < options.sparse.size(); ++j) {
+      MethodState& st = state[options.methods.size() + j];
+      const auto t0 = Clock::now();
+      std::vector<AgentEncoding> sent(n);
+      std::vector<const AgentEncoding*> maps;
+      for (size_t k = 0; k < n; ++k) {
+        sent[k] = enc[k].enc;
+        if (k > 0) {  // the ego's own map never travels
+          const AgentFrame* a = FindAgent(frame, c.agents[k].agent_id);
+          if (a == nullptr) return absl::InternalError("agent vanished from the frame");
+          const torch::Tensor& idx = enc[k].enc.indices;
+          QV2X_ASSIGN_OR_RETURN(std::vector<uint8_t> mask,
+                                SelectCells(CropPoints(a->points, cfg.preprocess), cfg.preprocess,
+                                            idx.size(1), idx.size(2), options.sparse[j]));
+          QV2X_RETURN_IF_ERROR(runner.IndexBytes(headers[k], enc[k].enc, &mask, st));
+          const torch::Tensor keep =
+              torch::from_blob(mask.data(), {1, idx.size(1), idx.size(2)}, torch::kUInt8)
+                  .to(torch::kBool);
+          sent[k].indices = idx.masked_fill(keep.logical_not(), kUnsentCode);
+          st.cell_fraction.push_back(keep.to(torch::kFloat32).mean().item<double>());
+        }
+        maps.push_back(&sent[k]);
+        st.seconds += enc[k].seconds;
+      }
+      QV2X_ASSIGN_OR_RETURN(std::vector<Detection> dets,
+                            runner.Detect(maps, c.warp_to_ego, /*use_codebook=*/true));
+      st.seconds += Since(t0);
+      std::vector<EvalBox> pred = ToEvalBoxes(dets);
+      st.acc.AddFrame(pred, ToEvalBoxes(sample.gt));
+      predictions[options.methods.size() + j].push_back({source.FrameName(i), std::move(pred)});
+    }
     run.ground_truth.push_back({source.FrameName(i), ToEvalBoxes(sample.gt)});
   }
 
@@ -314,30 +373,26 @@ absl::StatusOr<BaselineRun> EvaluateFusionBaselines(Detector& model, const Frame
   const double frames = static_cast<double>(std::max<size_t>(1, source.size()));
   run.agents_per_frame = static_cast<double>(agents) / frames;
   run.fp32_features = Stats(fp32_raw);
-  for (size_t m = 0; m < options.methods.size(); ++m) {
+  for (size_t m = 0; m < runs; ++m) {
     MethodRun r;
-    r.method = options.methods[m];
-    switch (r.method) {
-      case FusionMethod::kNone:
-        r.sends = "nothing";
-        break;
-      case FusionMethod::kLate:
-        r.sends = "boxes";
-        break;
-      case FusionMethod::kEarly:
-        r.sends = "points (float32 x, y, z, i)";
-        break;
-      case FusionMethod::kIntermediate:
-        r.sends = codebook ? "codebook indices" : "FP32 features";
-        break;
-      case FusionMethod::kIntermediateNoCodebook:
-        r.sends = "FP32 features";
-        break;
+    const bool sparse = m >= options.methods.size();
+    r.method = sparse ? FusionMethod::kIntermediate : options.methods[m];
+    if (sparse) {
+      const CellSelection& sel = options.sparse[m - options.methods.size()];
+      r.sparse = sel;
+      r.sends = absl::StrCat("codebook indices of the cells spanning >= ", sel.min_height_span_m,
+                             " m, +", sel.dilation_cells, " cells");
+      const std::vector<double>& f = state[m].cell_fraction;
+      r.sent_cell_fraction =
+          f.empty() ? 0 : std::accumulate(f.begin(), f.end(), 0.0) / static_cast<double>(f.size());
+    } else {
+      r.sends = Sends(r.method, codebook);
     }
     r.result = state[m].acc.Result(ApSortOrder::kGlobal);
     r.predictions = std::move(predictions[m]);
     r.raw = Stats(state[m].raw);
     r.zstd = Stats(state[m].zstd);
+    r.zstd_dict = Stats(state[m].zstd_dict);
     r.seconds_per_frame = state[m].seconds / frames;
     run.methods.push_back(std::move(r));
   }

@@ -8,12 +8,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/codec/index_codec.h"
+#include "core/codec/zstd_dictionary.h"
 #include "core/config/model_config.h"
 #include "core/detection/anchors.h"
 #include "core/detection/postprocess.h"
@@ -22,6 +24,7 @@
 #include "core/eval/box_file.h"
 #include "core/model/detector.h"
 #include "core/training/frame_source.h"
+#include "core/voxel/cell_selection.h"
 
 namespace qv2x::baselines {
 
@@ -52,6 +55,12 @@ struct BaselineOptions {
   std::vector<FusionMethod> methods;
   // Sizes index messages; without it, the 63-byte baseline header + payload.
   IndexMessageSizer index_message_bytes;
+  // One more intermediate (codebook) run per selection, after `methods`: every agent but
+  // the ego sends only the cells it selects (sparse messages), the ego fuses the rest as
+  // empty. The bandwidth-accuracy curve.
+  std::vector<CellSelection> sparse;
+  // Index messages are also sized compressed against this dictionary (MethodRun::zstd_dict).
+  const codec::ZstdDictionary* dictionary = nullptr;
   // Called after each frame and method with the detections and ground truth (ego frame).
   std::function<void(FusionMethod, size_t, const SceneFrame&, const std::vector<Detection>&,
                      const std::vector<LabeledBox>&)>
@@ -71,6 +80,9 @@ struct MethodRun {
   std::vector<FrameBoxes> predictions;
   ByteStats raw;                 // as encoded (bit-packed indices; raw boxes, points, features)
   ByteStats zstd;                // the same content with zstd
+  ByteStats zstd_dict;           // index messages against BaselineOptions::dictionary
+  std::optional<CellSelection> sparse;  // a sparse intermediate run: its selection
+  double sent_cell_fraction = 1;        // of the non-ego agents' cells, mean over messages
   double seconds_per_frame = 0;  // this method's own work (encoding shared with others
                                  // is counted in each method that uses it)
 };

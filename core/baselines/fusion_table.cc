@@ -53,8 +53,13 @@ std::vector<FusionTableRow> TableRows(const BaselineRun& run, const std::string&
                                       bool codebook_model) {
   std::vector<FusionTableRow> rows;
   for (const MethodRun& m : run.methods) {
-    rows.push_back(
-        {MethodLabel(m.method, codebook_model), weights, m.sends, m.result, m.raw, m.zstd});
+    std::string label = MethodLabel(m.method, codebook_model);
+    if (m.sparse) {
+      label = absl::StrFormat("intermediate (codebook, sparse %.2g m +%d)",
+                              m.sparse->min_height_span_m, m.sparse->dilation_cells);
+    }
+    rows.push_back({label, weights, m.sends, m.result, m.raw, m.zstd, m.zstd_dict, m.sparse,
+                    m.sent_cell_fraction});
   }
   return rows;
 }
@@ -71,6 +76,20 @@ std::string FusionTableMarkdown(const FusionTable& t) {
     }
     absl::StrAppend(&out, " ", Bytes(r.raw), " | ", Bytes(r.zstd), " | ",
                     Ratio(t.fp32_feature_bytes, r.zstd), " |\n");
+  }
+  bool dictionary = false;
+  for (const FusionTableRow& r : t.rows) dictionary |= r.zstd_dict.messages > 0;
+  if (dictionary) {
+    absl::StrAppend(&out,
+                    "\n| codebook rows | cells sent | bytes (zstd) | with the zstd dictionary | "
+                    "FP32 features ÷ bytes (dictionary) |\n|---|---|---|---|---|\n");
+    for (const FusionTableRow& r : t.rows) {
+      if (r.zstd_dict.messages == 0) continue;
+      absl::StrAppend(&out, "| ", r.method, " | ",
+                      absl::StrFormat("%.1f %%", 100 * r.sent_cell_fraction), " | ", Bytes(r.zstd),
+                      " | ", Bytes(r.zstd_dict), " | ", Ratio(t.fp32_feature_bytes, r.zstd_dict),
+                      " |\n");
+    }
   }
   const EvalResult* any = t.rows.empty() ? nullptr : &t.rows.front().result;
   absl::StrAppend(&out, "\n", t.frames, " frames of ", t.source,
@@ -106,6 +125,14 @@ std::string FusionTableJson(const FusionTable& t) {
     }
     row["bytes"] = {{"raw", BytesJson(r.raw, t.fp32_feature_bytes)},
                     {"zstd", BytesJson(r.zstd, t.fp32_feature_bytes)}};
+    if (r.zstd_dict.messages > 0) {
+      row["bytes"]["zstd_dictionary"] = BytesJson(r.zstd_dict, t.fp32_feature_bytes);
+    }
+    if (r.sparse) {
+      row["sparse"] = {{"min_height_span_m", r.sparse->min_height_span_m},
+                       {"dilation_cells", r.sparse->dilation_cells}};
+    }
+    row["sent_cell_fraction"] = r.sent_cell_fraction;
     j["rows"].push_back(std::move(row));
   }
   return j.dump(2) + "\n";

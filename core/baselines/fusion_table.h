@@ -4,6 +4,7 @@
 #ifndef QV2X_CORE_BASELINES_FUSION_TABLE_H_
 #define QV2X_CORE_BASELINES_FUSION_TABLE_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,9 @@ struct FusionTableRow {
   std::string sends;
   EvalResult result;
   ByteStats raw, zstd;  // messages == 0: sends nothing
+  ByteStats zstd_dict;  // messages == 0: no dictionary given
+  std::optional<CellSelection> sparse;
+  double sent_cell_fraction = 1;
 };
 
 struct FusionTable {

@@ -6,22 +6,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/common/fnv1a.h"
 
 namespace qv2x {
 namespace {
 
 namespace F = torch::nn::functional;
-
-constexpr uint64_t kFnvOffset = 1469598103934665603ull;
-constexpr uint64_t kFnvPrime = 1099511628211ull;
-
-void Fnv1a(uint64_t& h, const void* data, size_t n) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < n; ++i) {
-    h ^= p[i];
-    h *= kFnvPrime;
-  }
-}
 
 }  // namespace
 
@@ -101,10 +91,19 @@ torch::Tensor CodebookImpl::Encode(const torch::Tensor& x) {
 }
 
 torch::Tensor CodebookImpl::DecodeUnchecked(const torch::Tensor& indices) {
+  return DecodeImpl(indices, /*has_unsent=*/false);
+}
+
+torch::Tensor CodebookImpl::DecodeImpl(const torch::Tensor& indices, bool has_unsent) {
   const int64_t n = indices.size(0), h = indices.size(2), w = indices.size(3);
   // [N, L·m, H, W] → [L, m, P]; row of segment s in the flattened [m·k, d] table is s·k + i.
-  const torch::Tensor idx =
+  torch::Tensor idx =
       indices.to(torch::kInt64).permute({1, 0, 2, 3}).reshape({levels(), segments_, n * h * w});
+  torch::Tensor sent;  // [L, m, P, 1] float: 0 where a sparse message left the cell out
+  if (has_unsent) {
+    sent = idx.ge(0).to(torch::kFloat32).unsqueeze(-1);
+    idx = idx.clamp_min(0);
+  }
   const torch::Tensor offsets =
       torch::arange(segments_, idx.options()).mul_(dict_size_).view({segments_, 1});
   torch::Tensor recon;
@@ -112,6 +111,7 @@ torch::Tensor CodebookImpl::DecodeUnchecked(const torch::Tensor& indices) {
     const torch::Tensor flat = (idx[l] + offsets).view({-1});  // [m·P]
     torch::Tensor part = (*codewords)[l].reshape({-1, seg_dim_}).index_select(0, flat);
     part = part.view({segments_, -1, seg_dim_});  // [m, P, d]
+    if (has_unsent) part = part * sent[l].to(part.dtype());
     recon = l == 0 ? part : recon + part;
   }
   return FromSegments(recon, {n, channels_, h, w});
@@ -128,19 +128,22 @@ absl::StatusOr<torch::Tensor> CodebookImpl::Decode(const torch::Tensor& indices)
     return absl::InvalidArgumentError(absl::StrCat(
         "codebook indices: expected an integer dtype, got ", c10::toString(indices.scalar_type())));
   }
+  bool has_unsent = false;
   if (indices.numel() > 0) {
     const auto [lo, hi] = torch::aminmax(indices);
-    if (lo.item<int64_t>() < 0 || hi.item<int64_t>() >= dict_size_) {
-      return absl::InvalidArgumentError(absl::StrCat("codebook indices: values must lie in [0, ",
-                                                     dict_size_, "), got [", lo.item<int64_t>(),
-                                                     ", ", hi.item<int64_t>(), "]"));
+    if (lo.item<int64_t>() < kUnsentCode || hi.item<int64_t>() >= dict_size_) {
+      return absl::InvalidArgumentError(absl::StrCat("codebook indices: values must lie in [",
+                                                     kUnsentCode, ", ", dict_size_, "), got [",
+                                                     lo.item<int64_t>(), ", ", hi.item<int64_t>(),
+                                                     "]"));
     }
+    has_unsent = lo.item<int64_t>() < 0;
   }
-  return DecodeUnchecked(indices);
+  return DecodeImpl(indices, has_unsent);
 }
 
 std::string CodewordsDigest(const std::vector<torch::Tensor>& levels) {
-  uint64_t h = kFnvOffset;
+  uint64_t h = kFnv1aOffset;
   // Shape first (levels, then each level's m, k, d as little-endian int64), then values.
   auto mix_int = [&h](int64_t v) {
     for (int i = 0; i < 8; ++i) {

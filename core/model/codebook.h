@@ -16,6 +16,10 @@
 
 namespace qv2x {
 
+// The index of a cell a sparse message left out (codec::kUnsentIndex): it decodes to the
+// zero vector, the receiver's "nothing here".
+inline constexpr int64_t kUnsentCode = -1;
+
 struct CodebookOutput {
   torch::Tensor reconstruction;  // [N, C, H, W]
   torch::Tensor loss;            // scalar MSE(reconstruction, input.detach())
@@ -38,8 +42,9 @@ class CodebookImpl : public torch::nn::Module {
   // major (index l·m + s).
   torch::Tensor Encode(const torch::Tensor& x);
   // Table look-up: indices of any integer dtype, [N, L·m, H, W] → [N, C, H, W]
-  // (channels-last in memory). Checks shape and range.
+  // (channels-last in memory). Checks shape and range; kUnsentCode decodes to zeros.
   absl::StatusOr<torch::Tensor> Decode(const torch::Tensor& indices);
+  // Indices known to lie in [0, dict_size).
   torch::Tensor DecodeUnchecked(const torch::Tensor& indices);
 
   // Squared distances ‖x‖² + ‖c‖² − 2⟨x, c⟩ of level `level`: x [m, P, d] → [m, P, k].
@@ -63,6 +68,7 @@ class CodebookImpl : public torch::nn::Module {
   const torch::Tensor& level(int64_t l) const { return (*codewords)[l]; }
 
  private:
+  torch::Tensor DecodeImpl(const torch::Tensor& indices, bool has_unsent);
   // [N, C, H, W] → [m, N·H·W, d]
   torch::Tensor ToSegments(const torch::Tensor& x) const;
   // [m, N·H·W, d] → [N, C, H, W]

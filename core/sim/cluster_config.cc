@@ -60,8 +60,18 @@ absl::StatusOr<ClusterConfig> LoadClusterConfig(const std::string& path) {
       QV2X_ASSIGN_OR_RETURN(c.model_config, m.String("config"));
       QV2X_ASSIGN_OR_RETURN(c.checkpoint, m.String("checkpoint"));
       QV2X_ASSIGN_OR_RETURN(c.int8_artifact, m.String("int8_artifact"));
+      QV2X_ASSIGN_OR_RETURN(c.zstd_dictionary, m.StringOr("zstd_dictionary", ""));
     }
     QV2X_ASSIGN_OR_RETURN(c.codec, r.Enum("codec", {"bitpack", "zstd"}));
+    if (!c.zstd_dictionary.empty() && c.codec != "zstd") {
+      return r.Error("codec", "model.zstd_dictionary needs codec: zstd");
+    }
+    if (r.Has("sparse")) {
+      QV2X_ASSIGN_OR_RETURN(YamlReader sp, r.Map("sparse"));
+      QV2X_ASSIGN_OR_RETURN(c.sparse_min_span_m, sp.DoubleInRange("min_height_span_m", 0, 100));
+      QV2X_ASSIGN_OR_RETURN(int64_t dil, sp.IntInRange("dilation_cells", 0, 64));
+      c.sparse_dilation_cells = static_cast<int>(dil);
+    }
     QV2X_ASSIGN_OR_RETURN(c.pace, r.Enum("pace", {"realtime", "lockstep"}));
     QV2X_ASSIGN_OR_RETURN(c.precision, r.Enum("precision", {"fp32", "int8"}));
     if (c.precision == "int8" && c.int8_artifact.empty()) {

@@ -36,7 +36,13 @@ struct ClusterConfig {
   std::string model_config;
   std::string checkpoint;
   std::string int8_artifact;  // optional INT8 agent encoder; empty: none
+  // zstd dictionary shipped with the codebook (`qv2x codec train-dict`); empty: none.
+  std::string zstd_dictionary;
   std::string codec;          // bitpack | zstd
+  // Sparse messages: agents send only the cells whose points span this many metres
+  // (cluster.sparse.min_height_span_m), with dilation_cells of context; negative: dense.
+  double sparse_min_span_m = -1;
+  int sparse_dilation_cells = 2;
   std::string pace;           // realtime (scene rate) | lockstep (as fast as fusion goes)
   std::string precision;      // fp32 | int8 at start
   int agent_threads = 1;      // intra-op threads per agent process

@@ -190,3 +190,76 @@ TEST(MessageValidatorTest, ShapesAgentsAndSizes) {
 
 }  // namespace
 }  // namespace qv2x::fusion
+
+namespace qv2x::fusion {
+namespace {
+
+// The Valid() message re-coded sparse (every other cell) and, for zstd, against `dict`.
+v1::FeatureMessage SparseValid(codec::IndexEncoding e, const codec::ZstdDictionary* dict) {
+  v1::FeatureMessage m = Valid(e);
+  std::vector<int32_t> v(kGrid.cells());
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<int32_t>(i % 16);
+  std::vector<uint8_t> mask(kGrid.cells());
+  for (size_t i = 0; i < mask.size(); ++i) mask[i] = i % 2;
+  auto enc = codec::EncodeIndices(v, kGrid, {e, 3, dict}, &mask);
+  EXPECT_TRUE(enc.ok()) << enc.status();
+  m.set_bits_per_index(enc->bits_per_index);
+  m.set_decoded_bytes(enc->decoded_bytes);
+  m.set_sparse(true);
+  m.set_sent_cells(enc->sent_cells);
+  m.set_dictionary_digest(enc->dictionary_digest);
+  m.set_payload(enc->payload);
+  return m;
+}
+
+std::shared_ptr<const codec::ZstdDictionary> SmallDictionary(int seed) {
+  std::vector<std::string> samples;
+  for (int s = 0; s < 100; ++s) {
+    std::string raw(64, '\0');
+    for (size_t i = 0; i < raw.size(); ++i) raw[i] = static_cast<char>((i * (seed + s % 5)) % 16);
+    samples.push_back(raw);
+  }
+  auto d = codec::ZstdDictionary::Train(samples, 1024, 3);
+  EXPECT_TRUE(d.ok()) << d.status();
+  return *d;
+}
+
+TEST(MessageValidatorTest, SparseMapsDecodeWithUnsentCells) {
+  for (auto e : {codec::IndexEncoding::kBitpack, codec::IndexEncoding::kZstd}) {
+    MessageValidator v(Options());
+    ReceivedMessage out;
+    Rejection why;
+    ASSERT_TRUE(v.Validate(SparseValid(e, nullptr), kNow, &out, &why)) << why.detail;
+    ASSERT_EQ(out.indices.size(), 64u);
+    EXPECT_EQ(out.indices[16], codec::kUnsentIndex);
+    EXPECT_EQ(out.indices[17], 1);
+    EXPECT_EQ(out.contribution.sent_cells(), 32u);
+    EXPECT_EQ(out.contribution.index_count(), 32u);
+  }
+  v1::FeatureMessage lie = SparseValid(codec::IndexEncoding::kBitpack, nullptr);
+  lie.set_sent_cells(31);
+  EXPECT_EQ(Refusal(lie).reason, v1::REJECT_REASON_PAYLOAD_LENGTH);
+}
+
+TEST(MessageValidatorTest, DictionariesAreLookedUpByDigest) {
+  auto dict = SmallDictionary(1), other = SmallDictionary(3);
+  ValidatorOptions o = Options();
+  o.dictionaries[dict->digest()] = dict;
+  MessageValidator v(o);
+  ReceivedMessage out;
+  Rejection why;
+  const v1::FeatureMessage m = SparseValid(codec::IndexEncoding::kZstd, dict.get());
+  ASSERT_TRUE(v.Validate(m, kNow, &out, &why)) << why.detail;
+  EXPECT_EQ(out.contribution.dictionary_digest(), dict->digest());
+  // Not held: refused with its own reason, naming what is held.
+  Rejection r = Refusal(SparseValid(codec::IndexEncoding::kZstd, other.get()), o);
+  EXPECT_EQ(r.reason, v1::REJECT_REASON_DICTIONARY);
+  EXPECT_NE(r.detail.find(dict->digest()), std::string::npos) << r.detail;
+  EXPECT_EQ(Refusal(m).reason, v1::REJECT_REASON_DICTIONARY);  // a service holding none
+  v1::FeatureMessage long_digest = m;
+  long_digest.set_dictionary_digest(std::string(1000, 'a'));
+  EXPECT_EQ(Refusal(long_digest, o).reason, v1::REJECT_REASON_MALFORMED);
+}
+
+}  // namespace
+}  // namespace qv2x::fusion

@@ -143,13 +143,30 @@ TEST(Codebook, ResidualLevelsAddUp) {
 TEST(Codebook, DecodeRejectsBadIndices) {
   Codebook cb(Cfg(1, 16, 4));
   auto out_of_range = cb->Decode(torch::full({1, 1, 2, 2}, 16, torch::kInt64));
-  EXPECT_THAT(out_of_range.status().message(), HasSubstr("[0, 16)"));
-  auto negative = cb->Decode(torch::full({1, 1, 2, 2}, -1, torch::kInt64));
+  EXPECT_THAT(out_of_range.status().message(), HasSubstr("[-1, 16)"));
+  auto negative = cb->Decode(torch::full({1, 1, 2, 2}, -2, torch::kInt64));
   EXPECT_FALSE(negative.ok());
   auto shape = cb->Decode(torch::zeros({1, 2, 2, 2}, torch::kInt64));
   EXPECT_THAT(shape.status().message(), HasSubstr("expected shape [N, 1, H, W]"));
   auto dtype = cb->Decode(torch::zeros({1, 1, 2, 2}));
   EXPECT_THAT(dtype.status().message(), HasSubstr("integer"));
+}
+
+// A sparse message's unsent cells (kUnsentCode) decode to zero; the sent ones as usual.
+TEST(Codebook, UnsentCellsDecodeToZero) {
+  torch::manual_seed(5);
+  Codebook cb(Cfg(2, 8, 4, /*levels=*/2));
+  cb->eval();
+  const torch::Tensor idx = cb->Encode(torch::randn({1, 4, 2, 3}));
+  const torch::Tensor dense = *cb->Decode(idx);
+  torch::Tensor sparse_idx = idx.clone();
+  sparse_idx.select(2, 1).select(2, 2).fill_(kUnsentCode);  // cell (1, 2), every level
+  auto sparse = cb->Decode(sparse_idx);
+  ASSERT_TRUE(sparse.ok()) << sparse.status();
+  EXPECT_TRUE(torch::equal((*sparse)[0].select(1, 1).select(1, 2), torch::zeros({4})));
+  torch::Tensor keep = torch::ones({1, 1, 2, 3});
+  keep[0][0][1][2] = 0;
+  EXPECT_TRUE(torch::allclose(*sparse, dense * keep));
 }
 
 TEST(Codebook, TrainingIsHardStraightThroughAndGradientsReachCodewords) {

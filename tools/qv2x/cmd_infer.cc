@@ -3,11 +3,15 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "core/baselines/baseline_eval.h"
 #include "core/baselines/fusion_table.h"
+#include "core/codec/zstd_dictionary.h"
 #include "core/common/file_util.h"
 #include "core/common/status_macros.h"
 #include "core/config/model_config.h"
@@ -30,7 +34,7 @@ constexpr char kUsage[] =
     R"(usage: qv2x infer --config FILE --checkpoint CKPT (--scene SCENE.yaml | --dataset DIR)
                   [--frames N] --out DIR [--fusion METHOD] [--no-codebook] [--ego-only]
                   [--stage1-config FILE --stage1-checkpoint CKPT] [--render DIR]
-                  [--set key=value ...]
+                  [--sparse SPAN[+DIL],...] [--zstd-dictionary FILE] [--set key=value ...]
 
 Runs the detector on every frame and writes DIR/pred.json and DIR/gt.json in the
 `qv2x eval` format, then prints AP per class at IoU 0.3/0.5/0.7 (global sort).
@@ -58,6 +62,13 @@ Runs the detector on every frame and writes DIR/pred.json and DIR/gt.json in the
                      codebook (e.g. configs/cpu/stage1.yaml, models/cpu-stage1.pth)
   --render DIR       a bird's-eye-view PNG per frame with predictions and ground truth
                      (one method only)
+  --sparse LIST      also one intermediate (codebook) row per entry in which the agents
+                     other than the ego send sparse maps: only the cells whose points span
+                     at least SPAN metres vertically, and DIL cells around them (default 2);
+                     e.g. --sparse 0,0.3,0.6+1. Writes the table (the bandwidth-accuracy curve)
+  --zstd-dictionary FILE
+                     the codebook rows are also sized compressed against this dictionary
+                     (`qv2x codec train-dict`)
   --threads N        intra-op threads (default: library default)
 Ground truth: objects inside the evaluation range seen (>= the scene's visibility threshold
 of points) by at least one agent within comm range; the same set for every method.
@@ -74,6 +85,25 @@ absl::StatusOr<FusionMethod> ParseMethod(const std::string& name, bool no_codebo
   }
   return absl::InvalidArgumentError(
       absl::StrCat("--fusion must be none, late, early, intermediate or all, got '", name, "'"));
+}
+
+// "0,0.3,0.6+1": height spans in metres, each with an optional "+dilation" (default 2).
+absl::StatusOr<std::vector<CellSelection>> ParseSelections(const std::string& list) {
+  std::vector<CellSelection> out;
+  if (list.empty()) return out;
+  for (absl::string_view item : absl::StrSplit(list, ',')) {
+    std::vector<absl::string_view> parts = absl::StrSplit(item, '+');
+    CellSelection sel;
+    int dil = 2;
+    if (parts.size() > 2 || !absl::SimpleAtod(parts[0], &sel.min_height_span_m) ||
+        sel.min_height_span_m < 0 || (parts.size() == 2 && (!absl::SimpleAtoi(parts[1], &dil) || dil < 0))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--sparse: expected SPAN or SPAN+DILATION (metres, cells), got '", item, "'"));
+    }
+    sel.dilation_cells = dil;
+    out.push_back(sel);
+  }
+  return out;
 }
 
 // The real wire size of an index message: the FeatureMessage the agent service sends.
@@ -142,6 +172,9 @@ absl::Status RunInfer(Args& args) {
   const std::string stage1_ckpt = args.GetOr("stage1-checkpoint", "");
   const std::string render_dir = args.GetOr("render", "");
   const std::vector<std::string> overrides = args.All("set");
+  QV2X_ASSIGN_OR_RETURN(std::vector<CellSelection> sparse,
+                        ParseSelections(args.GetOr("sparse", "")));
+  const std::string dictionary_path = args.GetOr("zstd-dictionary", "");
   QV2X_RETURN_IF_ERROR(args.Finish());
   if (scene.empty() == dataset.empty()) {
     return absl::InvalidArgumentError("give exactly one of --scene and --dataset");
@@ -152,6 +185,7 @@ absl::Status RunInfer(Args& args) {
   }
   const std::string fusion = ego_only ? "none" : fusion_flag.value_or("intermediate");
   const bool all = fusion == "all";
+  const bool table_mode = all || !sparse.empty();
   if (no_codebook && fusion != "intermediate") {
     return absl::InvalidArgumentError("--no-codebook applies to --fusion intermediate only");
   }
@@ -161,8 +195,8 @@ absl::Status RunInfer(Args& args) {
   if (!stage1_config.empty() && !all) {
     return absl::InvalidArgumentError("--stage1-config and --stage1-checkpoint need --fusion all");
   }
-  if (all && !render_dir.empty()) {
-    return absl::InvalidArgumentError("--render draws one method: not with --fusion all");
+  if (table_mode && !render_dir.empty()) {
+    return absl::InvalidArgumentError("--render draws one method: not with --fusion all or --sparse");
   }
   std::vector<FusionMethod> methods;
   if (all) {
@@ -183,6 +217,12 @@ absl::Status RunInfer(Args& args) {
   baselines::BaselineOptions options;
   options.methods = methods;
   options.index_message_bytes = WireSizer();
+  options.sparse = sparse;
+  std::shared_ptr<const codec::ZstdDictionary> dictionary;
+  if (!dictionary_path.empty()) {
+    QV2X_ASSIGN_OR_RETURN(dictionary, codec::ZstdDictionary::Load(dictionary_path, 3));
+    options.dictionary = dictionary.get();
+  }
   absl::Status render_status;
   if (!render_dir.empty()) {
     QV2X_RETURN_IF_ERROR(MakeDirs(render_dir));
@@ -210,7 +250,7 @@ absl::Status RunInfer(Args& args) {
   QV2X_RETURN_IF_ERROR(
       SaveBoxFile(out_dir + "/gt.json", run.ground_truth, BoxFileKind::kGroundTruth));
 
-  if (!all) {
+  if (!table_mode) {
     const baselines::MethodRun& r = run.methods.front();
     QV2X_RETURN_IF_ERROR(
         SaveBoxFile(out_dir + "/pred.json", r.predictions, BoxFileKind::kPrediction));
@@ -235,7 +275,12 @@ absl::Status RunInfer(Args& args) {
   table.rows = baselines::TableRows(run, main.weights, codebook);
   std::vector<std::pair<std::string, const std::vector<FrameBoxes>*>> preds;
   for (const baselines::MethodRun& r : run.methods) {
-    preds.emplace_back(baselines::FusionMethodName(r.method), &r.predictions);
+    std::string name = baselines::FusionMethodName(r.method);
+    if (r.sparse) {
+      name = absl::StrFormat("%s_sparse_%g_%d", name, r.sparse->min_height_span_m,
+                             r.sparse->dilation_cells);
+    }
+    preds.emplace_back(std::move(name), &r.predictions);
   }
   baselines::BaselineRun stage1_run;
   if (!stage1_config.empty()) {

@@ -1,4 +1,4 @@
-// `qv2x agent status|set-precision|load`: control of a running agent (qv2x.v1.AgentControl),
+// `qv2x agent status|set-precision|load|set-sparsity`: control of a running agent (qv2x.v1.AgentControl),
 // and `qv2x watch`: the fusion service's live detections.
 #include <cstdio>
 #include <filesystem>
@@ -23,6 +23,7 @@ constexpr char kAgentUsage[] =
     R"(usage: qv2x agent status        --agent ID [WHERE]
        qv2x agent set-precision --agent ID fp32|int8 [WHERE]
        qv2x agent load          --agent ID [--checkpoint CKPT] [--int8 ARTIFACT] [WHERE]
+       qv2x agent set-sparsity  --agent ID off|SPAN_M [--dilation CELLS] [WHERE]
 WHERE: --address HOST:PORT | --endpoints FILE | --scene SCENE.yaml
        (default: the running `qv2x scene up` of configs/scenes/intersection.yaml, or its
        fixed ports)
@@ -31,7 +32,11 @@ WHERE: --address HOST:PORT | --endpoints FILE | --scene SCENE.yaml
 Changes take effect between two frames; the reply names the first frame encoded with
 them. A model whose codebook differs from the running one is refused (the fusion service
 could not decode its indices). The agent reads models only inside its --artifacts folder;
-a relative path that exists here is sent as an absolute path.)";
+a relative path that exists here is sent as an absolute path.
+
+set-sparsity SPAN_M: the agent sends only the cells of its map whose points span at least
+SPAN_M metres vertically, and --dilation cells (default 2) around them; fusion treats
+the rest as empty. `off`: every cell again.)";
 
 constexpr char kDefaultScene[] = "configs/scenes/intersection.yaml";
 
@@ -80,6 +85,7 @@ absl::StatusOr<v1::Precision> ParsePrecisionArg(const std::string& p) {
 }
 
 void PrintStatus(const v1::AgentStatus& s) {
+  const v1::Sparsity& sp = s.sparsity();
   std::printf(
       "agent %d: %s, %s, %s to %s\n  model %s%s\n  codebook %s, generation %llu\n"
       "  frames sent %llu (%llu bytes), skipped %llu, rejected %llu, last frame %llu\n",
@@ -94,6 +100,14 @@ void PrintStatus(const v1::AgentStatus& s) {
       static_cast<unsigned long long>(s.frames_skipped()),
       static_cast<unsigned long long>(s.frames_rejected()),
       static_cast<unsigned long long>(s.last_frame_id()));
+  std::printf("  %s%s\n",
+              sp.enabled() ? absl::StrFormat("sparse maps: cells spanning >= %.2f m, dilation %u",
+                                             sp.min_height_span_m(), sp.dilation_cells())
+                                 .c_str()
+                           : "dense maps",
+              s.dictionary_digest().empty()
+                  ? ""
+                  : absl::StrCat(", zstd dictionary ", s.dictionary_digest()).c_str());
 }
 
 absl::Status RunAgent(Args& args) {
@@ -107,6 +121,7 @@ absl::Status RunAgent(Args& args) {
   QV2X_ASSIGN_OR_RETURN(Target target, AgentAddress(args, id));
   const std::string checkpoint = ModelPath(args.GetOr("checkpoint", ""));
   const std::string int8 = ModelPath(args.GetOr("int8", ""));
+  QV2X_ASSIGN_OR_RETURN(int64_t dilation, args.IntOr("dilation", 2));
   const SecurityFiles security = SecurityFlags(args);
   QV2X_RETURN_IF_ERROR(args.Finish());
   QV2X_ASSIGN_OR_RETURN(auto channel, Dial(target.address, security, target.recorded));
@@ -134,6 +149,21 @@ absl::Status RunAgent(Args& args) {
     req.set_checkpoint(checkpoint);
     req.set_int8_artifact(int8);
     QV2X_RETURN_IF_ERROR(services::FromGrpc(stub->LoadModel(&ctx, req, &reply)));
+  } else if (sub == "set-sparsity") {
+    if (args.positional().size() != 2) {
+      return absl::InvalidArgumentError("set-sparsity takes off or a height span in metres");
+    }
+    v1::SetSparsityRequest req;
+    if (const std::string& v = args.positional()[1]; v != "off") {
+      double span = 0;
+      if (!absl::SimpleAtod(v, &span)) {
+        return absl::InvalidArgumentError(absl::StrCat("set-sparsity: not a span in metres: ", v));
+      }
+      req.mutable_sparsity()->set_enabled(true);
+      req.mutable_sparsity()->set_min_height_span_m(span);
+      req.mutable_sparsity()->set_dilation_cells(static_cast<uint32_t>(std::max<int64_t>(0, dilation)));
+    }
+    QV2X_RETURN_IF_ERROR(services::FromGrpc(stub->SetSparsity(&ctx, req, &reply)));
   } else {
     return absl::InvalidArgumentError(absl::StrCat("unknown agent subcommand ", sub));
   }
@@ -196,6 +226,7 @@ absl::Status RunWatch(Args& args) {
   QV2X_ASSIGN_OR_RETURN(int64_t frames, args.IntOr("frames", 0));
   const bool boxes = args.Switch("boxes");
   const bool json = args.Switch("json");
+  QV2X_ASSIGN_OR_RETURN(int64_t dilation, args.IntOr("dilation", 2));
   const SecurityFiles security = SecurityFlags(args);
   QV2X_RETURN_IF_ERROR(args.Finish());
   QV2X_ASSIGN_OR_RETURN(auto channel, Dial(target.address, security, target.recorded));
@@ -248,6 +279,7 @@ absl::Status RunFusion(Args& args) {
   const bool force = args.Switch("force");
   const std::string checkpoint = ModelPath(args.GetOr("checkpoint", ""));
   const std::string int8 = ModelPath(args.GetOr("int8", ""));
+  QV2X_ASSIGN_OR_RETURN(int64_t dilation, args.IntOr("dilation", 2));
   const SecurityFiles security = SecurityFlags(args);
   QV2X_RETURN_IF_ERROR(args.Finish());
   QV2X_ASSIGN_OR_RETURN(auto channel, Dial(target.address, security, target.recorded));

@@ -158,6 +158,7 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
                  "--artifacts=" + c.trainer.artifacts,
                  "--port_file=" + fusion.port_file};
   for (std::string& a : l->SecurityArgs("fusion")) fusion.argv.push_back(std::move(a));
+  if (!c.zstd_dictionary.empty()) fusion.argv.push_back("--zstd_dictionary=" + c.zstd_dictionary);
   l->children_.push_back(std::move(fusion));
   QV2X_RETURN_IF_ERROR(l->Spawn(l->children_[0]));
   QV2X_RETURN_IF_ERROR(l->WaitServing(l->children_[0], &l->endpoints_.fusion));
@@ -196,6 +197,11 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
     }
     if (!c.security.tls_dir.empty()) {
       a.argv.push_back("--fusion_tls_ca=" + CertFile(c.security.tls_dir, "ca", ".crt"));
+    }
+    if (!c.zstd_dictionary.empty()) a.argv.push_back("--zstd_dictionary=" + c.zstd_dictionary);
+    if (c.sparse_min_span_m >= 0) {
+      a.argv.push_back(absl::StrCat("--sparse_min_span_m=", c.sparse_min_span_m));
+      a.argv.push_back(absl::StrCat("--sparse_dilation=", c.sparse_dilation_cells));
     }
     l->children_.push_back(std::move(a));
     QV2X_RETURN_IF_ERROR(l->Spawn(l->children_.back()));

@@ -1,0 +1,66 @@
+#include "core/voxel/cell_selection.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+
+namespace qv2x {
+
+absl::StatusOr<std::vector<uint8_t>> SelectCells(const PointCloud& cropped, const VoxelConfig& cfg,
+                                                 int64_t feature_h, int64_t feature_w,
+                                                 const CellSelection& selection) {
+  const int64_t grid_h = cfg.grid_h(), grid_w = cfg.grid_w();
+  if (feature_h <= 0 || feature_w <= 0 || grid_h % feature_h != 0 || grid_w % feature_w != 0 ||
+      grid_h / feature_h != grid_w / feature_w) {
+    return absl::InvalidArgumentError(absl::StrCat("feature map ", feature_h, "x", feature_w,
+                                                   " is no whole-stride reduction of the ", grid_h,
+                                                   "x", grid_w, " pillar grid"));
+  }
+  if (!(selection.min_height_span_m >= 0) || selection.dilation_cells < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cell selection: min_height_span_m ", selection.min_height_span_m, " and dilation_cells ",
+        selection.dilation_cells, " must not be negative"));
+  }
+  const int64_t stride = grid_h / feature_h;
+  const double cell_x = cfg.voxel_size[0] * static_cast<double>(stride);
+  const double cell_y = cfg.voxel_size[1] * static_cast<double>(stride);
+  const int64_t cells = feature_h * feature_w;
+  std::vector<float> lo(cells, std::numeric_limits<float>::infinity());
+  std::vector<float> hi(cells, -std::numeric_limits<float>::infinity());
+  for (const Point& p : cropped) {
+    const int64_t col = static_cast<int64_t>(std::floor((p.x - cfg.lidar_range[0]) / cell_x));
+    const int64_t row = static_cast<int64_t>(std::floor((p.y - cfg.lidar_range[1]) / cell_y));
+    if (row < 0 || row >= feature_h || col < 0 || col >= feature_w) continue;
+    const int64_t c = row * feature_w + col;
+    lo[c] = std::min(lo[c], p.z);
+    hi[c] = std::max(hi[c], p.z);
+  }
+  std::vector<uint8_t> tall(cells, 0);
+  for (int64_t c = 0; c < cells; ++c) {
+    tall[c] = hi[c] >= lo[c] && hi[c] - lo[c] >= selection.min_height_span_m;
+  }
+  // Square dilation, separable: rows first, then columns.
+  const int64_t r = selection.dilation_cells;
+  std::vector<uint8_t> across(cells, 0), out(cells, 0);
+  for (int64_t y = 0; y < feature_h; ++y) {
+    for (int64_t x = 0; x < feature_w; ++x) {
+      if (!tall[y * feature_w + x]) continue;
+      for (int64_t xx = std::max<int64_t>(0, x - r); xx <= std::min(feature_w - 1, x + r); ++xx) {
+        across[y * feature_w + xx] = 1;
+      }
+    }
+  }
+  for (int64_t y = 0; y < feature_h; ++y) {
+    for (int64_t x = 0; x < feature_w; ++x) {
+      if (!across[y * feature_w + x]) continue;
+      for (int64_t yy = std::max<int64_t>(0, y - r); yy <= std::min(feature_h - 1, y + r); ++yy) {
+        out[yy * feature_w + x] = 1;
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace qv2x
