@@ -46,6 +46,9 @@ struct FusionService::Metrics {
   Family<Histogram>& e2e;
   std::map<std::string, Histogram*> e2e_by_precision;  // fp32, int8, mixed
   Histogram& fuse;
+  Gauge& open_frames;
+  Gauge& fuse_backlog;
+  Counter& unscored;
   Histogram& agents_per_frame;
   Family<Histogram>& message_bytes;
   Family<Gauge>& connected;
@@ -90,12 +93,13 @@ struct FusionService::Metrics {
         discarded(prometheus::BuildCounter()
                       .Name("qv2x_fusion_discarded_messages_total")
                       .Help("Accepted messages left out of fusion, by reason (no_ego, error, "
-                            "max_cav, retired_codebook, frame_window); with fused, every "
-                            "accepted message once its frame closed")
+                            "max_cav, retired_codebook, frame_window, overload); with fused, "
+                            "every accepted message once its frame closed")
                       .Register(r)),
         frames(prometheus::BuildCounter()
                    .Name("qv2x_fusion_frames_total")
-                   .Help("Closed frames by outcome (fused, no_ego, error)")
+                   .Help("Closed frames by outcome (fused, no_ego, error, overload: dropped "
+                         "unfused because newer frames were waiting)")
                    .Register(r)),
         e2e(prometheus::BuildHistogram()
                 .Name("qv2x_fusion_e2e_latency_seconds")
@@ -107,6 +111,22 @@ struct FusionService::Metrics {
                  .Help("Decode, warp, fusion, heads and NMS of one frame")
                  .Register(r)
                  .Add({}, LatencyBuckets())),
+        open_frames(prometheus::BuildGauge()
+                        .Name("qv2x_fusion_open_frames")
+                        .Help("Frames being assembled (messages arriving, not closed yet)")
+                        .Register(r)
+                        .Add({})),
+        fuse_backlog(prometheus::BuildGauge()
+                         .Name("qv2x_fusion_fuse_backlog_frames")
+                         .Help("Closed frames waiting for the fuse thread (at most "
+                               "--max_fuse_backlog; beyond it the oldest are dropped)")
+                         .Register(r)
+                         .Add({})),
+        unscored(prometheus::BuildCounter()
+                     .Name("qv2x_fusion_unscored_frames_total")
+                     .Help("Fused frames left out of the rolling AP because scoring fell behind")
+                     .Register(r)
+                     .Add({})),
         agents_per_frame(prometheus::BuildHistogram()
                              .Name("qv2x_fusion_agents_per_frame")
                              .Help("Agents fused into each frame")
@@ -172,7 +192,8 @@ FusionService::FusionService(FusionEngine* engine, FusionOptions options,
         return v;
       }()),
       metrics_(std::make_unique<Metrics>(registry)),
-      assembler_(options_.assembler, Clock::now()) {
+      assembler_(options_.assembler, Clock::now()),
+      backlog_(options_.max_fuse_backlog) {
   // Every series exists from the start so dashboards and scrapes see zeros, not gaps.
   for (int id : options_.assembler.expected_agents) {
     const std::string a = std::to_string(id);
@@ -182,14 +203,17 @@ FusionService::FusionService(FusionEngine* engine, FusionOptions options,
     metrics_->late.Add({{"agent", a}});
     metrics_->missing.Add({{"agent", a}});
     metrics_->fused_messages.Add({{"agent", a}});
-    for (const char* why : {"no_ego", "error", "max_cav", "retired_codebook", "frame_window"}) {
+    for (const char* why :
+         {"no_ego", "error", "max_cav", "retired_codebook", "frame_window", "overload"}) {
       metrics_->discarded.Add({{"agent", a}, {"reason", why}});
     }
   }
   for (int r = v1::RejectReason_MIN + 1; r <= v1::RejectReason_MAX; ++r) {
     metrics_->rejected.Add({{"reason", ReasonLabel(static_cast<v1::RejectReason>(r))}});
   }
-  for (const char* o : {"fused", "no_ego", "error"}) metrics_->frames.Add({{"outcome", o}});
+  for (const char* o : {"fused", "no_ego", "error", "overload"}) {
+    metrics_->frames.Add({{"outcome", o}});
+  }
   for (const char* p : {"fp32", "int8", "mixed"}) {
     metrics_->e2e_by_precision[p] = &metrics_->e2e.Add({{"precision", p}}, LatencyBuckets());
   }
@@ -256,19 +280,18 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* FusionService::Stre
   return stream;
 }
 
-void FusionService::CountRejection(v1::RejectReason reason, const std::string& detail,
-                                   int agent_id, uint64_t frame_id) {
+void FusionService::CountRejection(v1::RejectReason reason, const std::string& detail, int agent_id,
+                                   uint64_t frame_id) {
   const std::string label = ReasonLabel(reason);
   metrics_->rejected.Add({{"reason", label}}).Increment();
   // The counter has every rejection; the log the first few per reason and then one per
   // interval, so that a misbehaving peer cannot flood it.
   uint64_t held_back = 0;
   if (rejection_log_.Allow(label, absl::Now(), &held_back)) {
-    services::LogWarning("rejected agent ", agent_id, " frame ", frame_id, ": ", label, ": ",
-                         detail,
-                         held_back > 0 ? absl::StrCat(" (", held_back, " more ", label,
-                                                      " rejections not logged)")
-                                       : std::string());
+    services::LogWarning(
+        "rejected agent ", agent_id, " frame ", frame_id, ": ", label, ": ", detail,
+        held_back > 0 ? absl::StrCat(" (", held_back, " more ", label, " rejections not logged)")
+                      : std::string());
   }
 }
 
@@ -286,14 +309,13 @@ absl::StatusOr<v1::FeatureStreamReply> FusionService::OnMessage(FeatureStream& s
   };
   // A stream speaks for one agent: the first of the scene it named.
   if (stream.agent && msg.agent_id() != *stream.agent) {
-    return reject(v1::REJECT_REASON_AGENT_SWITCH,
-                  absl::StrCat("this stream speaks for agent ", *stream.agent, ", not ",
-                               msg.agent_id()));
+    return reject(
+        v1::REJECT_REASON_AGENT_SWITCH,
+        absl::StrCat("this stream speaks for agent ", *stream.agent, ", not ", msg.agent_id()));
   }
   if (!stream.agent && validator_.KnowsAgent(msg.agent_id())) {
     if (options_.authorize_agent) {
-      if (absl::Status st = options_.authorize_agent(stream.context(), msg.agent_id());
-          !st.ok()) {
+      if (absl::Status st = options_.authorize_agent(stream.context(), msg.agent_id()); !st.ok()) {
         CountRejection(v1::REJECT_REASON_IDENTITY, std::string(st.message()), msg.agent_id(),
                        msg.frame_id());
         return st;
@@ -398,105 +420,147 @@ void FusionService::Publish(const v1::DetectionFrame& frame) {
 void FusionService::FuseLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
-    // Wake for new messages, disconnects, or the earliest deadline (and re-check the
-    // start-up grace now and then).
-    Clock::time_point wake = Clock::now() + std::chrono::milliseconds(50);
-    if (auto d = assembler_.NextDeadline(); d && *d < wake) wake = *d;
-    cv_.wait_until(lock, wake);
-    if (stopping_) break;
-    std::vector<ClosedFrame> due = assembler_.TakeDue(Clock::now());
-    if (due.empty()) continue;
-    lock.unlock();
-    for (ClosedFrame& f : due) {
-      if (f.out_of_window) {
-        Discard(f, "frame_window");
-        services::LogWarning("frame ", f.frame_id, " of agent ", f.messages.front().agent_id,
-                             " dropped: far ahead of the frames that arrived after it");
+    if (backlog_.size() == 0) {
+      // Wake for new messages, disconnects, or the earliest deadline (and re-check the
+      // start-up grace now and then).
+      Clock::time_point wake = Clock::now() + std::chrono::milliseconds(50);
+      if (auto d = assembler_.NextDeadline(); d && *d < wake) wake = *d;
+      cv_.wait_until(lock, wake);
+      if (stopping_) break;
+    }
+    // Frames that closed while the previous one was fusing join the backlog, which pushes
+    // out its oldest when full: one frame is fused per turn, always after this check, so a
+    // slow fuse never queues up stale frames.
+    std::vector<std::pair<ClosedFrame, bool>> skipped;  // second: dropped for overload
+    for (ClosedFrame& f : assembler_.TakeDue(Clock::now())) {
+      if (f.out_of_window || !f.has_ego) {
+        skipped.emplace_back(std::move(f), false);
         continue;
       }
-      for (int id : f.missing) metrics_->missing.Add({{"agent", std::to_string(id)}}).Increment();
-      if (!f.has_ego) {
-        Discard(f, "no_ego");
-        metrics_->frames.Add({{"outcome", "no_ego"}}).Increment();
-        std::lock_guard<std::mutex> g(mu_);
-        ++frames_dropped_;
-      } else if (absl::StatusOr<FusedFrame> fused = engine_->Fuse(f); !fused.ok()) {
-        Discard(f, "error");
-        metrics_->frames.Add({{"outcome", "error"}}).Increment();
-        services::LogError(absl::StrCat("frame ", f.frame_id, ": ", fused.status().message()));
-        std::lock_guard<std::mutex> g(mu_);
-        ++frames_dropped_;
-      } else {
-        int64_t first_capture = f.messages.front().capture_time_ns;
-        for (const ReceivedMessage& m : f.messages) {
-          first_capture = std::min(first_capture, m.capture_time_ns);
-        }
-        const double e2e = (sim::NowUnixNs() - first_capture) * 1e-9;
-        v1::DetectionFrame out;
-        out.set_frame_id(f.frame_id);
-        const sim::SceneInstant at = engine_->Instant(f.frame_id);
-        out.set_scenario(at.scenario);
-        out.set_frame_index(at.index);
-        for (int id : fused->agents) {
-          for (const ReceivedMessage& m : f.messages) {
-            if (m.agent_id == id) *out.add_agents() = m.contribution;
-          }
-        }
-        for (const ReceivedMessage& m : f.messages) {
-          const std::string a = std::to_string(m.agent_id);
-          const auto& in = fused->agents;
-          const auto& retired = fused->undecodable;
-          if (std::find(in.begin(), in.end(), m.agent_id) != in.end()) {
-            metrics_->fused_messages.Add({{"agent", a}}).Increment();
-          } else {
-            const bool was_retired =
-                std::find(retired.begin(), retired.end(), m.agent_id) != retired.end();
-            metrics_->discarded
-                .Add({{"agent", a}, {"reason", was_retired ? "retired_codebook" : "max_cav"}})
-                .Increment();
-          }
-        }
-        for (const Detection& d : fused->detections) {
-          v1::Box* b = out.add_boxes();
-          b->set_class_name(ClassName(d.cls));
-          b->set_x(d.box.x);
-          b->set_y(d.box.y);
-          b->set_z(d.box.z);
-          b->set_l(d.box.l);
-          b->set_w(d.box.w);
-          b->set_h(d.box.h);
-          b->set_yaw(d.box.yaw);
-          b->set_score(static_cast<float>(d.score));
-        }
-        out.set_e2e_latency_seconds(e2e);
-        out.set_fusion_precision(fused->int8 ? v1::PRECISION_INT8 : v1::PRECISION_FP32);
-        out.set_fuse_seconds(fused->fuse_seconds);
-        for (int id : f.missing) out.add_missing_agents(id);
-        if (!fused->undecodable.empty()) {
-          services::LogWarning(absl::StrCat("frame ", f.frame_id, ": ", fused->undecodable.size(),
-                                            " agent(s) left out: their codebook was retired"));
-        }
-        metrics_->frames.Add({{"outcome", "fused"}}).Increment();
-        metrics_->e2e_by_precision.at(FramePrecision(out))->Observe(e2e);
-        metrics_->fuse.Observe(fused->fuse_seconds);
-        metrics_->agents_per_frame.Observe(static_cast<double>(fused->agents.size()));
-        {
-          std::lock_guard<std::mutex> g(mu_);
-          ++frames_fused_;
-          for (const v1::ClassAp& c : ap_) *out.add_rolling_ap() = c;
-          out.set_ap_frames(ap_frames_);
-        }
-        Publish(out);
-        {
-          std::lock_guard<std::mutex> g(score_mu_);
-          score_queue_.push_back(std::move(*fused));
-        }
-        score_cv_.notify_one();
-      }
-      NotifyClosed(f.frame_id);
+      for (ClosedFrame& old : backlog_.Push(std::move(f)))
+        skipped.emplace_back(std::move(old), true);
+    }
+    std::optional<ClosedFrame> next = backlog_.Pop();
+    metrics_->open_frames.Set(static_cast<double>(assembler_.pending()));
+    metrics_->fuse_backlog.Set(static_cast<double>(backlog_.size()));
+    if (skipped.empty() && !next) continue;
+    lock.unlock();
+    for (const auto& [f, overload] : skipped) Skip(f, overload);
+    if (next) {
+      Fuse(*next);
+      NotifyClosed(next->frame_id);
     }
     lock.lock();
   }
+}
+
+void FusionService::Skip(const ClosedFrame& f, bool overload) {
+  if (f.out_of_window) {
+    Discard(f, "frame_window");
+    services::LogWarning("frame ", f.frame_id, " of agent ", f.messages.front().agent_id,
+                         " dropped: far ahead of the frames that arrived after it");
+    return;
+  }
+  for (int id : f.missing) metrics_->missing.Add({{"agent", std::to_string(id)}}).Increment();
+  const char* why = overload ? "overload" : "no_ego";
+  Discard(f, why);
+  metrics_->frames.Add({{"outcome", why}}).Increment();
+  uint64_t held_back = 0;
+  if (overload && overload_log_.Allow(why, absl::Now(), &held_back)) {
+    services::LogWarning(
+        "falling behind: frame ", f.frame_id, " dropped unfused, newer frames are waiting",
+        held_back > 0 ? absl::StrCat(" (", held_back + 1, " frames dropped since the last report)")
+                      : std::string());
+  }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    ++frames_dropped_;
+  }
+  NotifyClosed(f.frame_id);
+}
+
+void FusionService::Fuse(const ClosedFrame& f) {
+  for (int id : f.missing) metrics_->missing.Add({{"agent", std::to_string(id)}}).Increment();
+  absl::StatusOr<FusedFrame> fused = engine_->Fuse(f);
+  if (!fused.ok()) {
+    Discard(f, "error");
+    metrics_->frames.Add({{"outcome", "error"}}).Increment();
+    services::LogError(absl::StrCat("frame ", f.frame_id, ": ", fused.status().message()));
+    std::lock_guard<std::mutex> g(mu_);
+    ++frames_dropped_;
+    return;
+  }
+  int64_t first_capture = f.messages.front().capture_time_ns;
+  for (const ReceivedMessage& m : f.messages) {
+    first_capture = std::min(first_capture, m.capture_time_ns);
+  }
+  const double e2e = (sim::NowUnixNs() - first_capture) * 1e-9;
+  v1::DetectionFrame out;
+  out.set_frame_id(f.frame_id);
+  const sim::SceneInstant at = engine_->Instant(f.frame_id);
+  out.set_scenario(at.scenario);
+  out.set_frame_index(at.index);
+  for (int id : fused->agents) {
+    for (const ReceivedMessage& m : f.messages) {
+      if (m.agent_id == id) *out.add_agents() = m.contribution;
+    }
+  }
+  for (const ReceivedMessage& m : f.messages) {
+    const std::string a = std::to_string(m.agent_id);
+    const auto& in = fused->agents;
+    const auto& retired = fused->undecodable;
+    if (std::find(in.begin(), in.end(), m.agent_id) != in.end()) {
+      metrics_->fused_messages.Add({{"agent", a}}).Increment();
+    } else {
+      const bool was_retired =
+          std::find(retired.begin(), retired.end(), m.agent_id) != retired.end();
+      metrics_->discarded
+          .Add({{"agent", a}, {"reason", was_retired ? "retired_codebook" : "max_cav"}})
+          .Increment();
+    }
+  }
+  for (const Detection& d : fused->detections) {
+    v1::Box* b = out.add_boxes();
+    b->set_class_name(ClassName(d.cls));
+    b->set_x(d.box.x);
+    b->set_y(d.box.y);
+    b->set_z(d.box.z);
+    b->set_l(d.box.l);
+    b->set_w(d.box.w);
+    b->set_h(d.box.h);
+    b->set_yaw(d.box.yaw);
+    b->set_score(static_cast<float>(d.score));
+  }
+  out.set_e2e_latency_seconds(e2e);
+  out.set_fusion_precision(fused->int8 ? v1::PRECISION_INT8 : v1::PRECISION_FP32);
+  out.set_fuse_seconds(fused->fuse_seconds);
+  for (int id : f.missing) out.add_missing_agents(id);
+  if (!fused->undecodable.empty()) {
+    services::LogWarning(absl::StrCat("frame ", f.frame_id, ": ", fused->undecodable.size(),
+                                      " agent(s) left out: their codebook was retired"));
+  }
+  metrics_->frames.Add({{"outcome", "fused"}}).Increment();
+  metrics_->e2e_by_precision.at(FramePrecision(out))->Observe(e2e);
+  metrics_->fuse.Observe(fused->fuse_seconds);
+  metrics_->agents_per_frame.Observe(static_cast<double>(fused->agents.size()));
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    ++frames_fused_;
+    for (const v1::ClassAp& c : ap_) *out.add_rolling_ap() = c;
+    out.set_ap_frames(ap_frames_);
+  }
+  Publish(out);
+  if (!options_.score) return;
+  {
+    std::lock_guard<std::mutex> g(score_mu_);
+    // Scoring only feeds the rolling AP: when it falls behind, the oldest frames go unscored.
+    while (!score_queue_.empty() && score_queue_.size() >= options_.score_queue) {
+      score_queue_.pop_front();
+      metrics_->unscored.Increment();
+    }
+    score_queue_.push_back(std::move(*fused));
+  }
+  score_cv_.notify_one();
 }
 
 void FusionService::ScoreLoop() {
@@ -618,8 +682,8 @@ grpc::Status FusionService::LoadModel(grpc::ServerContext* ctx,
   metrics_->model_generation.Set(static_cast<double>(load->generation));
   services::LogInfo(absl::StrCat(
       "fusion: model ", paths.checkpoint,
-      paths.int8_artifact.empty() ? "" : absl::StrCat(" + ", paths.int8_artifact),
-      " (generation ", load->generation, "), codebook ", load->digest,
+      paths.int8_artifact.empty() ? "" : absl::StrCat(" + ", paths.int8_artifact), " (generation ",
+      load->generation, "), codebook ", load->digest,
       load->digest == load->previous_digest
           ? " (unchanged)"
           : absl::StrCat("; still accepting ", load->previous_digest, " until it is retired")));

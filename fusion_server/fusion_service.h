@@ -1,6 +1,8 @@
 // qv2x.v1.Fusion: receives every agent's index stream, validates and acknowledges each
 // message, assembles frames, fuses them on one worker thread, publishes detections to
-// watchers and scores them on another thread. Metrics per SPEC §10.
+// watchers and scores them on another thread. When fusing falls behind, the oldest closed
+// frames are dropped (FuseBacklog), counted and logged, so it never stalls. Metrics per
+// SPEC §10.
 #ifndef QV2X_FUSION_SERVER_FUSION_SERVICE_H_
 #define QV2X_FUSION_SERVER_FUSION_SERVICE_H_
 
@@ -16,6 +18,7 @@
 #include "fusion_server/detection_watch.h"
 #include "fusion_server/feature_stream.h"
 #include "fusion_server/frame_assembler.h"
+#include "fusion_server/fuse_backlog.h"
 #include "fusion_server/fusion_engine.h"
 #include "fusion_server/message_validator.h"
 #include "prometheus/counter.h"
@@ -38,6 +41,13 @@ struct FusionOptions {
   std::map<std::string, std::shared_ptr<const codec::ZstdDictionary>> dictionaries;
   size_t watcher_queue = 256;  // frames buffered per slow watcher before the oldest go
   size_t stream_queue = 1024;  // replies waiting on an agent that does not read them
+  // Closed frames waiting to be fused; past this many the oldest are dropped (overload).
+  size_t max_fuse_backlog = 2;
+  // Fused frames waiting to be scored; past this many the oldest go unscored.
+  size_t score_queue = 16;
+  // Score fused frames against the scene's ground truth (rolling AP). Off for streams whose
+  // agents are not the scene's (a replay), where it would only cost CPU.
+  bool score = true;
   // LoadModel's paths must lie inside this folder (`..`, absolute paths elsewhere and
   // symlinks out are refused); empty: any path this process can read.
   std::string artifacts_dir;
@@ -87,6 +97,10 @@ class FusionService final
   void Discard(const ClosedFrame& f, const char* reason);
 
   void FuseLoop();
+  // A closed frame that is not fused: out of window, without the ego, or pushed out of the
+  // backlog by newer frames (`overload`).
+  void Skip(const ClosedFrame& f, bool overload);
+  void Fuse(const ClosedFrame& f);
   void ScoreLoop();
   void Publish(const v1::DetectionFrame& frame);
   void NotifyClosed(uint64_t frame_id);
@@ -101,6 +115,7 @@ class FusionService final
   std::mutex mu_;  // assembler_, links_, streams_, watchers_, ap_, counters below
   std::condition_variable cv_;
   FrameAssembler assembler_;
+  FuseBacklog backlog_;
   std::map<int, int> links_;  // open streams per agent
   std::set<FeatureStream*> streams_;
   std::set<DetectionWatch*> watchers_;
@@ -113,6 +128,7 @@ class FusionService final
   std::map<int, std::string> agent_codebook_;        // digest of each agent's latest message
   uint64_t frames_fused_ = 0, frames_dropped_ = 0;
   services::LogLimiter rejection_log_;  // per reason
+  services::LogLimiter overload_log_{1, absl::Seconds(10)};
   bool stopping_ = false;
 
   std::mutex score_mu_;

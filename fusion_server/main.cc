@@ -32,6 +32,12 @@ ABSL_FLAG(std::string, int8_artifact, "", "INT8 artifact for the ego half (optio
 ABSL_FLAG(std::string, precision, "fp32", "ego half at start: fp32 | int8 (needs --int8_artifact)");
 ABSL_FLAG(int, max_cav, 0, "agents fused per frame, the ego included (0: the config's max_cav)");
 ABSL_FLAG(int, ap_window, 100, "frames in the rolling AP window");
+ABSL_FLAG(bool, score, true,
+          "score fused frames against the scene's ground truth (rolling AP); off for agents "
+          "that are not the scene's, e.g. `qv2x scene bench --replay`");
+ABSL_FLAG(int, max_fuse_backlog, 2,
+          "closed frames waiting to be fused; when fusing falls behind, the oldest beyond this "
+          "are dropped (qv2x_fusion_frames_total{outcome=\"overload\"})");
 ABSL_FLAG(int, threads, 0, "intra-op threads (0 = library default)");
 ABSL_FLAG(int, max_feature_bytes, 4 << 20,
           "largest feature message accepted (larger ones are rejected and counted)");
@@ -111,6 +117,12 @@ int Run() {
   options.assembler.rate_hz = scene->rate_hz;
   options.max_capture_ahead_ns = absl::GetFlag(FLAGS_max_capture_ahead_ms) * int64_t{1'000'000};
   options.max_capture_age_ns = absl::GetFlag(FLAGS_max_capture_age_ms) * int64_t{1'000'000};
+  if (absl::GetFlag(FLAGS_max_fuse_backlog) < 1) {
+    LogError("--max_fuse_backlog must be at least 1");
+    return 2;
+  }
+  options.max_fuse_backlog = absl::GetFlag(FLAGS_max_fuse_backlog);
+  options.score = absl::GetFlag(FLAGS_score);
   for (const std::string& path : absl::GetFlag(FLAGS_zstd_dictionary)) {
     absl::StatusOr<std::shared_ptr<const qv2x::codec::ZstdDictionary>> dict =
         qv2x::codec::ZstdDictionary::Load(path, /*level=*/3);
