@@ -1,16 +1,22 @@
 // `qv2x scene up`: the local launcher. `qv2x scene bench`: the cluster benchmark (bytes per
 // message by codec, latency and fused frames per second for several agent counts).
+// `qv2x scene record` and `qv2x scene bench --replay`: the fusion service's capacity from
+// recorded agent messages.
 #include <signal.h>
 
 #include <cstdio>
+#include <fstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "core/common/file_util.h"
 #include "core/common/status_macros.h"
+#include "tools/qv2x/client/fusion_capacity.h"
 #include "tools/qv2x/client/scene_launcher.h"
+#include "tools/qv2x/client/scene_record.h"
 #include "tools/qv2x/client/scene_summary.h"
 #include "tools/qv2x/command.h"
 
@@ -59,6 +65,43 @@ Runs the scene in lock-step (agents as fast as the fusion service closes frames)
 agent count and codec, and prints one table row per run: bytes per message (mean, p95),
 ratio to FP32 features, index entropy, encode and end-to-end latency p50/p95 and fused
 frames per second. Every run starts fresh services on ports the OS picks.)";
+
+constexpr char kRecordUsage[] =
+    R"(usage: qv2x scene record --config SCENE.yaml --out DIR [--frames 50] [--agents N]
+                         [--precisions fp32,int8] [--codec bitpack|zstd] [--checkpoint CKPT]
+                         [--run-dir DIR]
+
+Runs the scene's real services in lock-step (fusion and the first N agents, ego first, all
+by default) and records every feature message the agents send for frames 0 .. frames-1,
+once per encoder precision (default: FP32, and INT8 when the scene's model has an INT8
+artifact). Writes DIR/scene.yaml (the scene with the model the services ran) and
+DIR/<precision>.qv2xrec: a line "qv2x-feature-record 1", a one-line JSON header (scene,
+preset, model files, codebook digest, precision, codec, agents, frames, message count),
+then each qv2x.v1.FeatureMessage length-delimited (varint byte length, then its bytes).)";
+
+constexpr char kReplayUsage[] =
+    R"(usage: qv2x scene bench --replay DIR [--agents 1,2,4,8,16,24,32] [--rate 10]
+                        [--frames 100] [--warmup 10] [--precisions fp32,int8]
+                        [--latency-bound-ms 100] [--json FILE] [--plot PNG] [--note TEXT]
+                        [--max-fuse-backlog K] [--run-dir DIR]
+                        [--fusion HOST:PORT | --write-scene FILE]
+
+Fusion capacity from a recording of `qv2x scene record`. For each agent count N: starts the
+scene's fusion service (qv2x-fusion, N agents all fused, no live scoring) on a generated
+scene listing N agents (the recorded ones, then clones of them under new ids, each 3
+frames behind its source), opens one stream per agent from this process and sends every
+agent's messages at --rate (renamed to the agent and frame, capture time = send time),
+--warmup frames then --frames measured, once per precision (the ego half switched, each
+fed its own encoders' recording). One row per run: frames fused and dropped, fused
+frames/s, end-to-end latency p50/p95/p99/max (send of a frame's first message to its
+boxes), fuse time; then the largest N that sustained the rate (nothing dropped, every
+agent fused) with p99 under the bound.
+  --json FILE         every run's figures (written after each agent count)
+  --plot PNG          p99 and fused frames/s against N, FP32 and INT8 (gnuplot, pngcairo)
+  --note TEXT         measuring conditions, kept in the JSON and the plot
+  --fusion HOST:PORT  stream into this running fusion service instead (one agent count; it
+                      must run the scene --write-scene writes, frames from 0)
+  --write-scene FILE  write the replay scene for the one agent count and stop)";
 
 absl::Status ReadLaunchOverrides(Args& args, LaunchOptions* o) {
   if (auto v = args.Get("codec")) o->codec = *v;
@@ -114,6 +157,19 @@ absl::Status RunSceneUp(Args& args) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<int>> AgentCounts(const std::string& list) {
+  std::vector<int> counts;
+  for (absl::string_view s : absl::StrSplit(list, ',', absl::SkipEmpty())) {
+    int n = 0;
+    if (!absl::SimpleAtoi(s, &n) || n < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--agents: bad count \"", std::string(s), "\""));
+    }
+    counts.push_back(n);
+  }
+  return counts;
+}
+
 absl::Status RunSceneBench(Args& args) {
   LaunchOptions base;
   QV2X_ASSIGN_OR_RETURN(base.scene_path, args.Required("config"));
@@ -123,15 +179,7 @@ absl::Status RunSceneBench(Args& args) {
   const std::string json_path = args.GetOr("json", "");
   if (auto v = args.Get("checkpoint")) base.checkpoint = *v;
   QV2X_RETURN_IF_ERROR(args.Finish());
-  std::vector<int> counts;
-  for (absl::string_view s : absl::StrSplit(agents_list, ',', absl::SkipEmpty())) {
-    int n = 0;
-    if (!absl::SimpleAtoi(s, &n) || n < 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--agents: bad count \"", std::string(s), "\""));
-    }
-    counts.push_back(n);
-  }
+  QV2X_ASSIGN_OR_RETURN(std::vector<int> counts, AgentCounts(agents_list));
   std::vector<std::string> codecs = absl::StrSplit(codecs_list, ',', absl::SkipEmpty());
   BlockStopSignals();
   base.pace = "lockstep";
@@ -173,13 +221,78 @@ absl::Status RunSceneBench(Args& args) {
   return absl::OkStatus();
 }
 
+absl::Status RunSceneRecord(Args& args) {
+  RecordOptions o;
+  QV2X_ASSIGN_OR_RETURN(o.scene_path, args.Required("config"));
+  QV2X_ASSIGN_OR_RETURN(o.out_dir, args.Required("out"));
+  QV2X_ASSIGN_OR_RETURN(o.frames, args.IntOr("frames", 50));
+  QV2X_ASSIGN_OR_RETURN(int64_t agents, args.IntOr("agents", 0));
+  o.num_agents = static_cast<int>(agents);
+  if (auto v = args.Get("precisions")) o.precisions = absl::StrSplit(*v, ',', absl::SkipEmpty());
+  if (auto v = args.Get("codec")) o.codec = *v;
+  if (auto v = args.Get("checkpoint")) o.checkpoint = *v;
+  o.run_dir = args.GetOr("run-dir", "");
+  QV2X_RETURN_IF_ERROR(args.Finish());
+  BlockStopSignals();
+  return RecordScene(o);
+}
+
+// This process's command line, as typed (for the record in the results).
+std::string CommandLine() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> parts = absl::StrSplit(all, '\0', absl::SkipEmpty());
+  for (std::string& p : parts) {
+    if (p.find_first_of(" \t'\"") != std::string::npos) p = absl::StrCat("'", p, "'");
+  }
+  return absl::StrJoin(parts, " ");
+}
+
+absl::Status RunReplayBench(Args& args, const std::string& dir) {
+  CapacityOptions o;
+  o.recording_dir = dir;
+  o.command = CommandLine();
+  QV2X_ASSIGN_OR_RETURN(o.agent_counts, AgentCounts(args.GetOr("agents", "1,2,4,8,16,24,32")));
+  QV2X_ASSIGN_OR_RETURN(o.rate_hz, args.DoubleOr("rate", 10));
+  QV2X_ASSIGN_OR_RETURN(o.frames, args.IntOr("frames", 100));
+  QV2X_ASSIGN_OR_RETURN(o.warmup, args.IntOr("warmup", 10));
+  QV2X_ASSIGN_OR_RETURN(double bound_ms, args.DoubleOr("latency-bound-ms", 100));
+  QV2X_ASSIGN_OR_RETURN(int64_t backlog, args.IntOr("max-fuse-backlog", 0));
+  if (auto v = args.Get("precisions")) o.precisions = absl::StrSplit(*v, ',', absl::SkipEmpty());
+  o.json_path = args.GetOr("json", "");
+  o.plot_path = args.GetOr("plot", "");
+  o.note = args.GetOr("note", "");
+  o.fusion_address = args.GetOr("fusion", "");
+  o.write_scene = args.GetOr("write-scene", "");
+  o.run_dir = args.GetOr("run-dir", "");
+  QV2X_RETURN_IF_ERROR(args.Finish());
+  if (!(o.rate_hz > 0) || o.frames < 1 || o.warmup < 0 || !(bound_ms > 0) || backlog < 0) {
+    return absl::InvalidArgumentError(
+        "--rate and --latency-bound-ms must be > 0, --frames >= 1, --warmup and "
+        "--max-fuse-backlog >= 0");
+  }
+  o.latency_bound_s = bound_ms / 1e3;
+  o.max_fuse_backlog = static_cast<int>(backlog);
+  BlockStopSignals();
+  return RunFusionCapacity(o);
+}
+
 absl::Status RunScene(Args& args) {
-  if (!args.positional().empty() && args.positional()[0] == "bench") return RunSceneBench(args);
+  const std::string sub = args.positional().empty() ? "" : args.positional()[0];
+  if (sub == "record") return RunSceneRecord(args);
+  if (sub == "bench") {
+    if (auto dir = args.Get("replay")) return RunReplayBench(args, *dir);
+    return RunSceneBench(args);
+  }
   return RunSceneUp(args);
 }
 
-const Registration kScene({"scene", "run a scene's services locally (up) or benchmark them",
-                           absl::StrCat(kUpUsage, "\n\n", kBenchUsage), RunScene});
+const Registration kScene({"scene",
+                           "run a scene's services locally (up), benchmark them (bench), record "
+                           "agent messages (record) and replay them into fusion (bench --replay)",
+                           absl::StrCat(kUpUsage, "\n\n", kBenchUsage, "\n\n", kRecordUsage, "\n\n",
+                                        kReplayUsage),
+                           RunScene});
 
 }  // namespace
 }  // namespace qv2x::cli

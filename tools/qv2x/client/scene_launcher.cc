@@ -158,6 +158,7 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
                  "--artifacts=" + c.trainer.artifacts,
                  "--port_file=" + fusion.port_file};
   for (std::string& a : l->SecurityArgs("fusion")) fusion.argv.push_back(std::move(a));
+  for (const std::string& f : options.fusion_flags) fusion.argv.push_back(f);
   if (!c.zstd_dictionary.empty()) fusion.argv.push_back("--zstd_dictionary=" + c.zstd_dictionary);
   l->children_.push_back(std::move(fusion));
   QV2X_RETURN_IF_ERROR(l->Spawn(l->children_[0]));
@@ -169,7 +170,10 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
   const int64_t epoch_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                std::chrono::system_clock::now().time_since_epoch())
                                .count();
-  for (size_t k = 0; k < l->scene_.agents.size(); ++k) {
+  const std::string agents_dial = options.agent_fusion_address
+                                      ? options.agent_fusion_address(l->endpoints_.fusion.grpc())
+                                      : l->endpoints_.fusion.grpc();
+  for (size_t k = 0; options.start_agents && k < l->scene_.agents.size(); ++k) {
     const int id = l->scene_.agents[k].id;
     if (std::find(l->agent_ids_.begin(), l->agent_ids_.end(), id) == l->agent_ids_.end()) continue;
     Child a;
@@ -183,7 +187,7 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
               "--checkpoint=" + c.checkpoint,
               "--int8_artifact=" + c.int8_artifact,
               "--precision=" + c.precision,
-              "--fusion=" + l->endpoints_.fusion.grpc(),
+              "--fusion=" + agents_dial,
               "--listen=" + Addr(port(c.AgentPorts(k).grpc_port)),
               "--metrics=" + Addr(port(c.AgentPorts(k).metrics_port)),
               "--codec=" + c.codec,

@@ -11,6 +11,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,6 +38,12 @@ struct LaunchOptions {
   std::optional<bool> mutual_tls;
   int num_agents = 0;  // the first N scene agents (the ego first); 0: all
   int max_cav = 0;     // agents fused per frame; 0: the model config's
+  // false: the fusion service alone (a replay feeds it).
+  bool start_agents = true;
+  std::vector<std::string> fusion_flags;  // appended to qv2x-fusion's command line
+  // Agents dial the address this returns for the fusion service's (e.g. a recording tee in
+  // front of it); unset: the fusion service itself.
+  std::function<std::string(const std::string& fusion_address)> agent_fusion_address;
   double startup_timeout_s = 300;
   bool verbose = true;
 };
