@@ -508,12 +508,13 @@ def run_check(args):
                     rows.append({"tensor": f"indices.{l}", "shape": list(theirs[l].shape),
                                  "differ": t["differ"], "ties": t["ties"],
                                  "worst_gap_rel": t["worst_gap_rel"], "ok": untied == 0})
-                # Equal indices, or differences at ties only: the ego half decodes qv2x's, so
-                # that a tie broken the other way does not show up as a fusion mismatch.
-                sent = torch.cat(theirs, 1).long() if any(t["differ"] for t in ties) else own
-                if any(t["differ"] for t in ties):
-                    notes.append("the ego half decodes qv2x's indices (they differ here at "
-                                 "distance ties)")
+                # Where they differ, the ego half decodes qv2x's indices, so that a tie broken
+                # the other way does not show up again as a fusion mismatch.
+                differ = sum(t["differ"] for t in ties)
+                sent = torch.cat(theirs, 1).long() if differ else own
+                if differ:
+                    notes.append(f"the ego half decodes qv2x's indices, not its own ({differ} "
+                                 f"differ, {sum(t['ties'] for t in ties)} of them at ties)")
             compare("decoded", cb.decode(sent), out.get("decoded"), args.tol, rows)
             sent = [sent[i:i + 1] for i in range(n)]
         else:
