@@ -18,6 +18,7 @@
 #include "tools/qv2x/client/replay_scene.h"
 #include "tools/qv2x/client/scene_launcher.h"
 #include "tools/qv2x/client/scene_replay.h"
+#include "yaml-cpp/yaml.h"
 
 extern char** environ;
 
@@ -93,21 +94,24 @@ absl::Status Plot(const nlohmann::json& result, const std::string& png, const st
                     get("int8", "fused_frames_per_second", 1), "\n");
   }
   QV2X_RETURN_IF_ERROR(WriteFileAtomic(dat, rows));
+  std::string xtics;
+  for (const auto& [n, runs] : by_n) absl::StrAppend(&xtics, xtics.empty() ? "" : ", ", n);
   const double bound_ms = 1e3 * result["latency_bound_s"].get<double>();
   const std::string script = absl::StrCat(
-      "set terminal pngcairo size 900,540 font 'sans,11'\n", "set output '", png, "'\n",
+      "set terminal pngcairo size 900,600 font 'sans,11'\n", "set output '", png, "'\n",
       "set title \"One fusion service, N replayed agents at ", result["rate_hz"].get<double>(),
       " Hz (", result["cpu"].get<std::string>(), ")\\n", result["note"].get<std::string>(),
       "\" noenhanced\n", "set xlabel 'agents (each one message per frame)'\n",
       "set ylabel 'end-to-end latency p99 (ms)'\n", "set y2label 'fused frames/s'\n",
-      "set logscale x 2\nset logscale y\nset ytics nomirror\nset y2tics\nset grid\n",
-      "set key top left\n", "set arrow from graph 0, first ", bound_ms, " to graph 1, first ",
-      bound_ms, " nohead dt 2 lc rgb '#888888'\n", "set label 'p99 bound ", bound_ms,
-      " ms' at graph 0.02, first ", bound_ms * 1.12, " tc rgb '#666666'\n", "plot '", dat,
+      "set logscale x 2\nset logscale y\nset ytics nomirror\nset y2tics\nset grid\n", "set xtics (",
+      xtics, ")\nset y2range [0:", 1.2 * result["rate_hz"].get<double>(), "]\n",
+      "set key outside below horizontal\n", "set arrow from graph 0, first ", bound_ms,
+      " to graph 1, first ", bound_ms, " nohead dt 2 lc rgb '#888888'\n", "set label 'p99 bound ",
+      bound_ms, " ms' at graph 0.02, first ", bound_ms * 1.12, " tc rgb '#666666'\n", "plot '", dat,
       "' u 1:2 w lp pt 7 lc rgb '#1f77b4' t 'p99, FP32 ego half and encoders', '", dat,
       "' u 1:3 w lp pt 5 lc rgb '#d62728' t 'p99, INT8', '", dat,
-      "' u 1:4 axes x1y2 w l dt 3 lc rgb '#1f77b4' t 'fused frames/s, FP32', '", dat,
-      "' u 1:5 axes x1y2 w l dt 3 lc rgb '#d62728' t 'fused frames/s, INT8'\n");
+      "' u 1:4 axes x1y2 w lp dt 2 pt 6 lc rgb '#1f77b4' t 'fused frames/s, FP32 (right)', '", dat,
+      "' u 1:5 axes x1y2 w lp dt 2 pt 4 lc rgb '#d62728' t 'fused frames/s, INT8 (right)'\n");
   QV2X_RETURN_IF_ERROR(WriteFileAtomic(gp, script));
   pid_t pid = 0;
   std::vector<char*> argv = {const_cast<char*>("gnuplot"), const_cast<char*>(gp.c_str()), nullptr};
@@ -161,6 +165,17 @@ absl::Status RunFusionCapacity(const CapacityOptions& o) {
   const RecordingHeader& h = recordings.begin()->second.header;
   QV2X_ASSIGN_OR_RETURN(std::string scene_yaml,
                         ReadFile(absl::StrCat(o.recording_dir, "/", h.scene_file)));
+  // The replay plays frames where fusion takes every recorded agent (its comm_range).
+  double comm_range = 0;
+  try {
+    comm_range = YAML::LoadFile(h.model_config)["comm_range"].as<double>();
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(h.model_config, ": comm_range: ", e.what()));
+  }
+  std::map<std::string, std::vector<uint64_t>> cycles;
+  for (const auto& [p, r] : recordings) {
+    QV2X_ASSIGN_OR_RETURN(cycles[p], ReplayFrameCycle(r, comm_range));
+  }
   const std::string run_dir =
       o.run_dir.empty() ? absl::StrCat(".qv2x-run/replay-", h.scene) : o.run_dir;
 
@@ -183,6 +198,8 @@ absl::Status RunFusionCapacity(const CapacityOptions& o) {
                            {"frames_per_run", o.frames},
                            {"latency_bound_s", o.latency_bound_s},
                            {"clone_lag_frames", kCloneLagFrames},
+                           {"comm_range_m", comm_range},
+                           {"frame_cycle", cycles.begin()->second},
                            {"runs", nlohmann::json::array()}};
   if (o.write_scene.empty()) PrintHeader();
   for (int n : o.agent_counts) {
@@ -216,6 +233,7 @@ absl::Status RunFusionCapacity(const CapacityOptions& o) {
       QV2X_RETURN_IF_ERROR(streams->SetFusionPrecision(p));
       ReplayPhase phase;
       phase.recording = &recordings.at(p);
+      phase.cycle = cycles.at(p);
       phase.first_frame = next_frame;
       phase.warmup = o.warmup;
       phase.frames = o.frames;

@@ -10,6 +10,7 @@
 #include "core/sim/scene_config.h"
 #include "core/sim/simulator.h"
 #include "core/sim/street_layout.h"
+#include "qv2x/v1/features.pb.h"
 #include "yaml-cpp/yaml.h"
 
 namespace qv2x::cli {
@@ -39,6 +40,43 @@ absl::StatusOr<std::vector<ReplayAgent>> ReplayAgents(const RecordingHeader& rec
     }
   }
   return out;
+}
+
+absl::StatusOr<std::vector<uint64_t>> ReplayFrameCycle(const Recording& recording,
+                                                       double comm_range_m) {
+  constexpr double kMarginM = 5;  // clones lag their source by a few metres of driving
+  const RecordingHeader& h = recording.header;
+  std::map<std::pair<int, uint64_t>, std::pair<double, double>> xy;
+  for (const std::string& bytes : recording.messages) {
+    v1::FeatureMessage m;
+    if (!m.ParseFromString(bytes)) {
+      return absl::InvalidArgumentError("the recording holds a message that does not parse");
+    }
+    xy[{m.agent_id(), m.frame_id()}] = {m.lidar_pose().x(), m.lidar_pose().y()};
+  }
+  auto in_range = [&](uint64_t f) {
+    const auto ego = xy.find({h.ego_id, f});
+    if (ego == xy.end()) return false;
+    for (int id : h.agents) {
+      const auto a = xy.find({id, f});
+      if (a == xy.end() ||
+          std::hypot(a->second.first - ego->second.first, a->second.second - ego->second.second) >
+              comm_range_m - kMarginM) {
+        return false;
+      }
+    }
+    return true;
+  };
+  uint64_t best_first = h.first_frame, best_len = 0;
+  for (uint64_t f = h.first_frame, run = 0; f < h.first_frame + h.frames; ++f) {
+    run = in_range(f) ? run + 1 : 0;
+    if (run > best_len) best_len = run, best_first = f + 1 - run;
+  }
+  if (best_len < 2) best_first = h.first_frame, best_len = h.frames;
+  std::vector<uint64_t> cycle;
+  for (uint64_t i = 0; i < best_len; ++i) cycle.push_back(best_first + i);
+  for (uint64_t i = best_len - 1; i-- > 1;) cycle.push_back(best_first + i);
+  return cycle;
 }
 
 absl::StatusOr<std::string> ReplaySceneYaml(const std::string& scene_yaml,
@@ -93,11 +131,11 @@ absl::StatusOr<std::string> ReplaySceneYaml(const std::string& scene_yaml,
     std::optional<std::pair<size_t, double>> slot;
     for (size_t t = 0; t < lanes.size() && !slot; ++t) {
       const size_t li = (clones + t) % lanes.size();
-      for (double s = first - next_slot[li] * spacing; std::floor(s) >= last && !slot;
-           s = first - ++next_slot[li] * spacing) {
+      while (!slot) {
+        const double s = std::floor(first - next_slot[li]++ * spacing);  // whole metres
+        if (s < last) break;
         if (!taken(lanes[li], s)) slot = {li, s};
       }
-      if (slot) ++next_slot[li];
     }
     if (!slot) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -105,7 +143,7 @@ absl::StatusOr<std::string> ReplaySceneYaml(const std::string& scene_yaml,
           " connected vehicles beyond the recorded agents; replay fewer agents or record a "
           "scene with longer roads (map.road_half_length_m)"));
     }
-    const double s = std::floor(slot->second);  // whole metres, still past the last slot
+    const double s = slot->second;
     YAML::Node start(YAML::NodeType::Sequence);
     start.SetStyle(YAML::EmitterStyle::Flow);
     start.push_back(s);

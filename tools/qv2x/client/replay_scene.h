@@ -1,10 +1,11 @@
-// Who the agents of a replay are, and the scene its fusion service runs. A replay of N
-// agents sends the recorded agents' own messages (the ego first); beyond the recorded
-// ones come clones: recorded agents in turn under new ids, each a few frames behind its
-// source, so that every clone's pose and features are those of a real sweep taken on its
-// source's path. The fusion service needs a scene that lists exactly these agents: the
-// recorded scene with its agent list replaced, clones as connected vehicles in free lane
-// slots past the intersection (the simulator must be able to place them).
+// Who the agents of a replay are, which recorded frames it plays, and the scene its fusion
+// service runs. A replay of N agents sends the recorded agents' own messages (the ego
+// first); beyond the recorded ones come clones: recorded agents in turn under new ids, each
+// a frame further behind its source, so that every clone's pose and features are those of a
+// real sweep taken on its source's path. The fusion service needs a scene that lists
+// exactly these agents: the recorded scene with its agent list replaced, clones as
+// connected vehicles in free lane slots past the intersection (the simulator must be able
+// to place them).
 #ifndef QV2X_TOOLS_QV2X_CLIENT_REPLAY_SCENE_H_
 #define QV2X_TOOLS_QV2X_CLIENT_REPLAY_SCENE_H_
 
@@ -18,7 +19,7 @@
 namespace qv2x::cli {
 
 // Frames between a clone and its source, and between two clones of one source.
-inline constexpr uint64_t kCloneLagFrames = 3;
+inline constexpr uint64_t kCloneLagFrames = 1;
 
 struct ReplayAgent {
   int id = 0;
@@ -30,6 +31,14 @@ struct ReplayAgent {
 // clones with ids above every id of the recorded scene.
 absl::StatusOr<std::vector<ReplayAgent>> ReplayAgents(const RecordingHeader& recording,
                                                       const std::string& scene_yaml, int n);
+
+// The recorded frames a replay cycles through: the longest run of frames in which every
+// recorded agent is within `comm_range_m` of the ego (less a margin for the clones' lag),
+// so that fusion takes every agent rather than leave the far ones out, played forward then
+// backward so that no pose jumps when the cycle starts over. All frames when no run is
+// two frames long.
+absl::StatusOr<std::vector<uint64_t>> ReplayFrameCycle(const Recording& recording,
+                                                       double comm_range_m);
 
 // The recorded scene (`scene_yaml`, its text) listing `agents`, named `<scene>_replay<n>`,
 // ticking at `rate_hz` (the fusion service's frame window grows with it). Checked by

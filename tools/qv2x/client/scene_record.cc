@@ -158,6 +158,9 @@ absl::Status RecordOne(const RecordOptions& o, const sim::SceneConfig& scene,
   l.checkpoint = c.checkpoint;
   l.num_agents = o.num_agents;
   l.verbose = false;
+  // Every frame waits for every agent, however loaded the machine: a frame closed without a
+  // slow agent would make it skip ahead, and the recording would miss its message.
+  l.fusion_flags = {"--deadline_ms=30000"};
   // The tee speaks plaintext: the recording runs without the scene's TLS.
   l.tls_dir = "";
   l.mutual_tls = false;
@@ -168,9 +171,9 @@ absl::Status RecordOne(const RecordOptions& o, const sim::SceneConfig& scene,
   };
   {
     QV2X_ASSIGN_OR_RETURN(std::unique_ptr<SceneLauncher> run, SceneLauncher::Up(l));
-    // Two frames more than kept, so that every agent has sent the last kept one even when
-    // the fusion service closed it at its deadline without a slow agent.
-    QV2X_RETURN_IF_ERROR(run->Run(o.frames + 2, false).status());
+    // Frames close only with every agent's message (above), so once `frames` frames are
+    // fused every agent has sent frames [0, frames).
+    QV2X_RETURN_IF_ERROR(run->Run(o.frames, false).status());
   }  // every service stopped
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   std::map<std::pair<int, uint64_t>, std::string> kept = tee.Take();

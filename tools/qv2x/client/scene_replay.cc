@@ -126,7 +126,7 @@ absl::Status ReplayStreams::SetFusionPrecision(const std::string& precision) {
 absl::StatusOr<nlohmann::json> ReplayStreams::Run(const ReplayPhase& phase,
                                                   double latency_bound_s) {
   const RecordingHeader& h = phase.recording->header;
-  if (phase.frames < 1 || phase.warmup < 0 || !(phase.rate_hz > 0)) {
+  if (phase.frames < 1 || phase.warmup < 0 || !(phase.rate_hz > 0) || phase.cycle.empty()) {
     return absl::InvalidArgumentError("a replay needs frames >= 1, warmup >= 0 and a rate > 0");
   }
   std::map<std::pair<int, uint64_t>, v1::FeatureMessage> recorded;
@@ -139,11 +139,11 @@ absl::StatusOr<nlohmann::json> ReplayStreams::Run(const ReplayPhase& phase,
   }
   const uint64_t total = static_cast<uint64_t>(phase.warmup + phase.frames);
   const uint64_t last_id = phase.first_frame + total - 1;
-  // Agent k's frame i is its source's recorded frame (i + lag), wrapping around.
+  // Agent k's frame i is its source's recorded frame at step (i + lag) of the cycle.
   std::vector<std::vector<const v1::FeatureMessage*>> plan(agents_.size());
   for (size_t k = 0; k < agents_.size(); ++k) {
     for (uint64_t i = 0; i < total; ++i) {
-      const uint64_t f = h.first_frame + (i + agents_[k].lag) % h.frames;
+      const uint64_t f = phase.cycle[(i + agents_[k].lag) % phase.cycle.size()];
       auto it = recorded.find({agents_[k].source, f});
       if (it == recorded.end()) {
         return absl::InvalidArgumentError(absl::StrCat("the recording has no message of agent ",
@@ -216,7 +216,7 @@ absl::StatusOr<nlohmann::json> ReplayStreams::Run(const ReplayPhase& phase,
       fuse.push_back(f.fuse_seconds());
       agents_sum += f.agents_size();
       agents_min = std::min(agents_min, f.agents_size());
-      if (f.agents_size() < static_cast<int>(agents_.size())) ++partial;
+      if (f.missing_agents_size() > 0) ++partial;
       if (seen_[i].at > send_done) ++after_last_send;
       last_fused |= f.frame_id() == last_id;
       if (!first_at) first_at = seen_[i].at;

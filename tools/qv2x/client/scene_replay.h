@@ -27,6 +27,7 @@ namespace qv2x::cli {
 
 struct ReplayPhase {
   const Recording* recording = nullptr;  // messages of the recorded agents
+  std::vector<uint64_t> cycle;           // recorded frames to play, in turn (ReplayFrameCycle)
   uint64_t first_frame = 0;              // frame ids [first, first + warmup + frames)
   int64_t warmup = 0;                    // sent, not measured
   int64_t frames = 0;                    // measured
@@ -43,7 +44,8 @@ class ReplayStreams {
   // Sends the phase's frames at its rate (every agent's frame-i message at t0 + i / rate,
   // late sends are not skipped), waits until fusion closed them all, and measures the
   // frames after the warm-up: frames_sent, frames_fused, frames_dropped, frames_partial
-  // (fused without every agent), agents_per_frame_{min,mean}, fused_frames_per_second,
+  // (fused while an agent's message had not arrived), agents_per_frame_{min,mean} (fused),
+  // fused_frames_per_second,
   // e2e_latency_{p50,p95,p99,max}_s, fuse_{p50,p99}_s, fused_after_last_send,
   // last_frame_fused, rejected {reason: count}, fusion_frames_fused / _dropped (the
   // service's own counts), loadavg_start / _end, sustained.
