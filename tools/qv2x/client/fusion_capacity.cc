@@ -98,10 +98,10 @@ absl::Status Plot(const nlohmann::json& result, const std::string& png, const st
   for (const auto& [n, runs] : by_n) absl::StrAppend(&xtics, xtics.empty() ? "" : ", ", n);
   const double bound_ms = 1e3 * result["latency_bound_s"].get<double>();
   const std::string script = absl::StrCat(
-      "set terminal pngcairo size 900,600 font 'sans,11'\n", "set output '", png, "'\n",
+      "set terminal pngcairo size 960,620 font 'sans,11'\n", "set output '", png, "'\n",
       "set title \"One fusion service, N replayed agents at ", result["rate_hz"].get<double>(),
       " Hz (", result["cpu"].get<std::string>(), ")\\n", result["note"].get<std::string>(),
-      "\" noenhanced\n", "set xlabel 'agents (each one message per frame)'\n",
+      "\" noenhanced font ',10'\n", "set xlabel 'agents (each one message per frame)'\n",
       "set ylabel 'end-to-end latency p99 (ms)'\n", "set y2label 'fused frames/s'\n",
       "set logscale x 2\nset logscale y\nset ytics nomirror\nset y2tics\nset grid\n", "set xtics (",
       xtics, ")\nset y2range [0:", 1.2 * result["rate_hz"].get<double>(), "]\n",
