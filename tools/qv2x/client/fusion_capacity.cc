@@ -172,9 +172,11 @@ absl::Status RunFusionCapacity(const CapacityOptions& o) {
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(h.model_config, ": comm_range: ", e.what()));
   }
+  std::map<std::string, RecordedMessages> messages;
   std::map<std::string, std::vector<uint64_t>> cycles;
   for (const auto& [p, r] : recordings) {
-    QV2X_ASSIGN_OR_RETURN(cycles[p], ReplayFrameCycle(r, comm_range));
+    QV2X_ASSIGN_OR_RETURN(messages[p], IndexRecording(r));
+    QV2X_ASSIGN_OR_RETURN(cycles[p], ReplayFrameCycle(r.header, messages[p], comm_range));
   }
   const std::string run_dir =
       o.run_dir.empty() ? absl::StrCat(".qv2x-run/replay-", h.scene) : o.run_dir;
@@ -232,7 +234,8 @@ absl::Status RunFusionCapacity(const CapacityOptions& o) {
     for (const std::string& p : precisions) {
       QV2X_RETURN_IF_ERROR(streams->SetFusionPrecision(p));
       ReplayPhase phase;
-      phase.recording = &recordings.at(p);
+      phase.precision = p;
+      phase.messages = &messages.at(p);
       phase.cycle = cycles.at(p);
       phase.first_frame = next_frame;
       phase.warmup = o.warmup;

@@ -10,7 +10,6 @@
 #include "core/sim/scene_config.h"
 #include "core/sim/simulator.h"
 #include "core/sim/street_layout.h"
-#include "qv2x/v1/features.pb.h"
 #include "yaml-cpp/yaml.h"
 
 namespace qv2x::cli {
@@ -42,25 +41,31 @@ absl::StatusOr<std::vector<ReplayAgent>> ReplayAgents(const RecordingHeader& rec
   return out;
 }
 
-absl::StatusOr<std::vector<uint64_t>> ReplayFrameCycle(const Recording& recording,
+absl::StatusOr<RecordedMessages> IndexRecording(const Recording& recording) {
+  RecordedMessages out;
+  for (size_t i = 0; i < recording.messages.size(); ++i) {
+    v1::FeatureMessage m;
+    if (!m.ParseFromString(recording.messages[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("recorded message ", i + 1, " is no qv2x.v1.FeatureMessage"));
+    }
+    out.try_emplace({m.agent_id(), m.frame_id()}, std::move(m));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<uint64_t>> ReplayFrameCycle(const RecordingHeader& h,
+                                                       const RecordedMessages& messages,
                                                        double comm_range_m) {
   constexpr double kMarginM = 5;  // clones lag their source by a few metres of driving
-  const RecordingHeader& h = recording.header;
-  std::map<std::pair<int, uint64_t>, std::pair<double, double>> xy;
-  for (const std::string& bytes : recording.messages) {
-    v1::FeatureMessage m;
-    if (!m.ParseFromString(bytes)) {
-      return absl::InvalidArgumentError("the recording holds a message that does not parse");
-    }
-    xy[{m.agent_id(), m.frame_id()}] = {m.lidar_pose().x(), m.lidar_pose().y()};
-  }
   auto in_range = [&](uint64_t f) {
-    const auto ego = xy.find({h.ego_id, f});
-    if (ego == xy.end()) return false;
+    const auto ego = messages.find({h.ego_id, f});
+    if (ego == messages.end()) return false;
     for (int id : h.agents) {
-      const auto a = xy.find({id, f});
-      if (a == xy.end() ||
-          std::hypot(a->second.first - ego->second.first, a->second.second - ego->second.second) >
+      const auto a = messages.find({id, f});
+      if (a == messages.end() ||
+          std::hypot(a->second.lidar_pose().x() - ego->second.lidar_pose().x(),
+                     a->second.lidar_pose().y() - ego->second.lidar_pose().y()) >
               comm_range_m - kMarginM) {
         return false;
       }

@@ -10,10 +10,13 @@
 #define QV2X_TOOLS_QV2X_CLIENT_REPLAY_SCENE_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "qv2x/v1/features.pb.h"
 #include "tools/qv2x/client/feature_recording.h"
 
 namespace qv2x::cli {
@@ -32,12 +35,17 @@ struct ReplayAgent {
 absl::StatusOr<std::vector<ReplayAgent>> ReplayAgents(const RecordingHeader& recording,
                                                       const std::string& scene_yaml, int n);
 
+// A recording's messages by (agent, frame).
+using RecordedMessages = std::map<std::pair<int, uint64_t>, v1::FeatureMessage>;
+absl::StatusOr<RecordedMessages> IndexRecording(const Recording& recording);
+
 // The recorded frames a replay cycles through: the longest run of frames in which every
 // recorded agent is within `comm_range_m` of the ego (less a margin for the clones' lag),
 // so that fusion takes every agent rather than leave the far ones out, played forward then
 // backward so that no pose jumps when the cycle starts over. All frames when no run is
 // two frames long.
-absl::StatusOr<std::vector<uint64_t>> ReplayFrameCycle(const Recording& recording,
+absl::StatusOr<std::vector<uint64_t>> ReplayFrameCycle(const RecordingHeader& recording,
+                                                       const RecordedMessages& messages,
                                                        double comm_range_m);
 
 // The recorded scene (`scene_yaml`, its text) listing `agents`, named `<scene>_replay<n>`,

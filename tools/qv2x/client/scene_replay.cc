@@ -125,18 +125,10 @@ absl::Status ReplayStreams::SetFusionPrecision(const std::string& precision) {
 
 absl::StatusOr<nlohmann::json> ReplayStreams::Run(const ReplayPhase& phase,
                                                   double latency_bound_s) {
-  const RecordingHeader& h = phase.recording->header;
   if (phase.frames < 1 || phase.warmup < 0 || !(phase.rate_hz > 0) || phase.cycle.empty()) {
     return absl::InvalidArgumentError("a replay needs frames >= 1, warmup >= 0 and a rate > 0");
   }
-  std::map<std::pair<int, uint64_t>, v1::FeatureMessage> recorded;
-  for (const std::string& bytes : phase.recording->messages) {
-    v1::FeatureMessage m;
-    if (!m.ParseFromString(bytes)) {
-      return absl::InvalidArgumentError("the recording holds a message that does not parse");
-    }
-    recorded.try_emplace({m.agent_id(), m.frame_id()}, std::move(m));
-  }
+  const RecordedMessages& recorded = *phase.messages;
   const uint64_t total = static_cast<uint64_t>(phase.warmup + phase.frames);
   const uint64_t last_id = phase.first_frame + total - 1;
   // Agent k's frame i is its source's recorded frame at step (i + lag) of the cycle.
@@ -234,7 +226,7 @@ absl::StatusOr<nlohmann::json> ReplayStreams::Run(const ReplayPhase& phase,
   return nlohmann::json{
       {"agents", agents_.size()},
       {"rate_hz", phase.rate_hz},
-      {"precision", h.precision},
+      {"precision", phase.precision},
       {"warmup_frames", phase.warmup},
       {"frames_sent", phase.frames},
       {"frames_fused", fused},

@@ -26,11 +26,12 @@
 namespace qv2x::cli {
 
 struct ReplayPhase {
-  const Recording* recording = nullptr;  // messages of the recorded agents
-  std::vector<uint64_t> cycle;           // recorded frames to play, in turn (ReplayFrameCycle)
-  uint64_t first_frame = 0;              // frame ids [first, first + warmup + frames)
-  int64_t warmup = 0;                    // sent, not measured
-  int64_t frames = 0;                    // measured
+  std::string precision;                       // of the recorded encoders, for the results
+  const RecordedMessages* messages = nullptr;  // the recorded agents'
+  std::vector<uint64_t> cycle;  // recorded frames to play, in turn (ReplayFrameCycle)
+  uint64_t first_frame = 0;     // frame ids [first, first + warmup + frames)
+  int64_t warmup = 0;           // sent, not measured
+  int64_t frames = 0;           // measured
   double rate_hz = 10;
 };
 
