@@ -14,7 +14,8 @@ pyramid trunk), built from the config stored in a qv2x checkpoint
   bench  times PyTorch eager and `qv2x model forward --repeat` on the same inputs in one
          run, in alternating rounds: one agent's encode, the ego half fusing every agent and
          the whole frame, at each preset; jemalloc preloaded for both (the script re-runs
-         itself with LD_PRELOAD), 2 threads. Writes one JSON and prints a table.
+         itself with LD_PRELOAD), 2 threads, OMP_WAIT_POLICY=PASSIVE. Writes one JSON and
+         prints a table.
 
 Run with Debian's python3 (python3-torch, python3-yaml): /usr/bin/python3.
 """
@@ -645,12 +646,16 @@ def run_bench(args):
     if JEMALLOC not in os.environ.get("LD_PRELOAD", ""):
         if not os.path.exists(JEMALLOC):
             sys.exit(f"pytorch_reference: {JEMALLOC} is missing (apt-get install libjemalloc2)")
-        env = dict(os.environ, LD_PRELOAD=JEMALLOC, OMP_NUM_THREADS=str(args.threads))
+        # PASSIVE: OpenMP workers that spin at barriers while the machine's cores are shared
+        # made both sides 3-5 times slower here, and erratic.
+        env = dict(os.environ, LD_PRELOAD=JEMALLOC, OMP_NUM_THREADS=str(args.threads),
+                   OMP_WAIT_POLICY="PASSIVE")
         os.execve(sys.executable, [sys.executable] + sys.argv, env)
     torch.set_num_threads(args.threads)
     name, flags = cpu_model()
     result = {"cpu_model": name, "cpu_flags": flags, "threads": args.threads,
-              "allocator": "jemalloc (LD_PRELOAD, both sides)", "torch": torch.__version__,
+              "allocator": "jemalloc (LD_PRELOAD, both sides)", "omp_wait_policy": "PASSIVE",
+              "torch": torch.__version__,
               "qv2x": args.qv2x, "repeat": args.repeat, "rounds": args.rounds,
               "loadavg_before": os.getloadavg()[0],
               "speedup": "PyTorch eager median / qv2x median (> 1: qv2x faster)", "presets": {}}
