@@ -58,8 +58,8 @@ absl::StatusOr<EncodedSweep> AgentModel::Encode(const PointCloud& sweep, Precisi
     return absl::FailedPreconditionError("no INT8 encoder loaded");
   }
   const StageConfig& cfg = impl_->fp32.cfg;
-  const PointCloud cropped = CropPoints(sweep, cfg.preprocess);
-  const Pillars pillars = Pillarize(cropped, cfg.preprocess, PillarMode::kTest);
+  const Pillars pillars =
+      Pillarize(CropPoints(sweep, cfg.preprocess), cfg.preprocess, PillarMode::kTest);
   QV2X_ASSIGN_OR_RETURN(EncodedSweep out,
                         TorchCall("encode", [&]() -> absl::StatusOr<EncodedSweep> {
     torch::NoGradGuard no_grad;
@@ -82,8 +82,8 @@ absl::StatusOr<EncodedSweep> AgentModel::Encode(const PointCloud& sweep, Precisi
     return out;
   }));
   if (sparse != nullptr) {
-    QV2X_ASSIGN_OR_RETURN(out.cell_mask, SelectCells(cropped, cfg.preprocess, out.grid.height,
-                                                     out.grid.width, *sparse));
+    QV2X_ASSIGN_OR_RETURN(out.cell_mask,
+                          SelectCells(pillars, out.grid.height, out.grid.width, *sparse));
   }
   return out;
 }

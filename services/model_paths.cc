@@ -38,6 +38,12 @@ grpc::Status ConfinedAgentControl::SetPrecision(grpc::ServerContext* ctx,
   return inner_->SetPrecision(ctx, request, response);
 }
 
+grpc::Status ConfinedAgentControl::SetSparsity(grpc::ServerContext* ctx,
+                                               const v1::SetSparsityRequest* request,
+                                               v1::ControlReply* response) {
+  return inner_->SetSparsity(ctx, request, response);
+}
+
 grpc::Status ConfinedAgentControl::LoadModel(grpc::ServerContext* ctx,
                                              const v1::LoadModelRequest* request,
                                              v1::ControlReply* response) {

@@ -30,10 +30,12 @@ class ConfinedAgentControl final : public v1::AgentControl::Service {
                             v1::ControlReply* response) override;
   grpc::Status LoadModel(grpc::ServerContext* ctx, const v1::LoadModelRequest* request,
                          v1::ControlReply* response) override;
+  grpc::Status SetSparsity(grpc::ServerContext* ctx, const v1::SetSparsityRequest* request,
+                           v1::ControlReply* response) override;
 
   // The RPCs passed through above; a unit test compares it with the service's descriptor
   // so that an RPC added to agent.proto cannot be left out (it would answer UNIMPLEMENTED).
-  static constexpr int kMethods = 3;
+  static constexpr int kMethods = 4;
 
  private:
   v1::AgentControl::Service* inner_;

@@ -14,7 +14,6 @@
 #include "core/common/status_macros.h"
 #include "core/training/evaluator.h"
 #include "core/training/sample_builder.h"
-#include "core/voxel/pillars.h"
 
 namespace qv2x::baselines {
 namespace {
@@ -343,12 +342,10 @@ absl::StatusOr<BaselineRun> EvaluateFusionBaselines(Detector& model, const Frame
       for (size_t k = 0; k < n; ++k) {
         sent[k] = enc[k].enc;
         if (k > 0) {  // the ego's own map never travels
-          const AgentFrame* a = FindAgent(frame, c.agents[k].agent_id);
-          if (a == nullptr) return absl::InternalError("agent vanished from the frame");
           const torch::Tensor& idx = enc[k].enc.indices;
           QV2X_ASSIGN_OR_RETURN(std::vector<uint8_t> mask,
-                                SelectCells(CropPoints(a->points, cfg.preprocess), cfg.preprocess,
-                                            idx.size(1), idx.size(2), options.sparse[j]));
+                                SelectCells(c.agents[k].pillars, idx.size(1), idx.size(2),
+                                            options.sparse[j]));
           QV2X_RETURN_IF_ERROR(runner.IndexBytes(headers[k], enc[k].enc, &mask, st));
           const torch::Tensor keep =
               torch::from_blob(mask.data(), {1, idx.size(1), idx.size(2)}, torch::kUInt8)

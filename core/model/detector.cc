@@ -25,13 +25,17 @@ DetectorImpl::DetectorImpl(const StageConfig& cfg) {
 DetectorOutput DetectorImpl::forward(const std::vector<const CollatedFrame*>& frames,
                                      bool ego_only) {
   std::vector<const Pillars*> pillars;
+  std::vector<const AgentInput*> agents;
   std::vector<AffineWarp> warps;
   DetectorOutput out;
+  bool sparse = false;
   for (const CollatedFrame* f : frames) {
     const size_t n = ego_only ? 1 : f->agents.size();
     for (size_t i = 0; i < n; ++i) {
       pillars.push_back(&f->agents[i].pillars);
+      agents.push_back(&f->agents[i]);
       warps.push_back(f->warp_to_ego[i]);
+      sparse |= f->agents[i].sparse.has_value();
     }
     out.record_len.push_back(static_cast<int64_t>(n));
   }
@@ -40,6 +44,20 @@ DetectorOutput DetectorImpl::forward(const std::vector<const CollatedFrame*>& fr
     CodebookOutput q = codebook_->forward(features);
     features = q.reconstruction;
     out.codebook_loss = q.loss;
+  }
+  if (sparse) {
+    // What a sparse message leaves out reaches the ego as zeros, as the runtime decodes it.
+    const int64_t h = features.size(2), w = features.size(3);
+    torch::Tensor keep = torch::ones({features.size(0), 1, h, w});
+    for (size_t i = 0; i < agents.size(); ++i) {
+      if (!agents[i]->sparse) continue;
+      absl::StatusOr<std::vector<uint8_t>> mask =
+          SelectCells(agents[i]->pillars, h, w, *agents[i]->sparse);
+      TORCH_CHECK(mask.ok(), std::string(mask.status().message()));
+      keep[static_cast<int64_t>(i)][0].copy_(
+          torch::from_blob(mask->data(), {h, w}, torch::kUInt8).to(torch::kFloat32));
+    }
+    features = features * keep.to(features.device(), features.scalar_type());
   }
   HeadOutput heads = ego_fusion_->forward(features, out.record_len, WarpTensor(warps));
   out.cls = std::move(heads.cls);

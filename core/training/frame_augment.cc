@@ -69,7 +69,25 @@ Augmentation DrawAugmentation(const AugmentConfig& config, const SceneFrame& fra
       a.dropped_agents.push_back(frame.agents[i].agent_id);
     }
   }
+  for (size_t i = 0; i < frame.agents.size(); ++i) {
+    const bool sparse = rng.Uniform() < config.sparse_probability;
+    CellSelection sel;
+    sel.min_height_span_m = rng.Uniform(config.sparse_span_m[0], config.sparse_span_m[1]);
+    const double d = rng.Uniform(config.sparse_dilation_cells[0], config.sparse_dilation_cells[1] + 1);
+    sel.dilation_cells = std::min(config.sparse_dilation_cells[1], static_cast<int>(d));
+    if (sparse && frame.agents[i].agent_id != frame.ego_id) {
+      a.sparse_agents.emplace_back(frame.agents[i].agent_id, sel);
+    }
+  }
   return a;
+}
+
+void MarkSparseAgents(const Augmentation& a, CollatedFrame* frame) {
+  for (AgentInput& in : frame->agents) {
+    for (const auto& [id, sel] : a.sparse_agents) {
+      if (in.agent_id == id) in.sparse = sel;
+    }
+  }
 }
 
 void ApplyAugmentation(const Augmentation& a, SceneFrame* frame) {

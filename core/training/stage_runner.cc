@@ -304,13 +304,16 @@ absl::StatusOr<StageResult> RunStage(const StageRequest& request,
       std::vector<Sample> batch;
       for (int64_t k = step * tp.batch_size; k < std::min(n, (step + 1) * tp.batch_size); ++k) {
         QV2X_ASSIGN_OR_RETURN(SceneFrame frame, train_src->Read(order[k]));
+        Augmentation aug;
         if (augment.Any()) {
           // Drawn from (seed, epoch, frame): a resumed run augments exactly as the first.
           const uint64_t key = sim::StreamKey(static_cast<uint64_t>(tp.seed),
                                               {epoch, static_cast<int64_t>(order[k])});
-          ApplyAugmentation(DrawAugmentation(augment, frame, key), &frame);
+          aug = DrawAugmentation(augment, frame, key);
+          ApplyAugmentation(aug, &frame);
         }
         QV2X_ASSIGN_OR_RETURN(Sample s, BuildSample(frame, cfg, grid, sample_options));
+        MarkSparseAgents(aug, &s.collated);
         batch.push_back(std::move(s));
       }
       LossTerms terms;

@@ -1,17 +1,16 @@
 #include "core/voxel/cell_selection.h"
 
 #include <algorithm>
-#include <cmath>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "core/voxel/pillars.h"
 
 namespace qv2x {
 
-absl::StatusOr<std::vector<uint8_t>> SelectCells(const PointCloud& cropped, const VoxelConfig& cfg,
-                                                 int64_t feature_h, int64_t feature_w,
-                                                 const CellSelection& selection) {
-  const int64_t grid_h = cfg.grid_h(), grid_w = cfg.grid_w();
+absl::StatusOr<std::vector<uint8_t>> SelectCells(const Pillars& pillars, int64_t feature_h,
+                                                 int64_t feature_w, const CellSelection& selection) {
+  const int64_t grid_h = pillars.grid_h, grid_w = pillars.grid_w;
   if (feature_h <= 0 || feature_w <= 0 || grid_h % feature_h != 0 || grid_w % feature_w != 0 ||
       grid_h / feature_h != grid_w / feature_w) {
     return absl::InvalidArgumentError(absl::StrCat("feature map ", feature_h, "x", feature_w,
@@ -24,18 +23,20 @@ absl::StatusOr<std::vector<uint8_t>> SelectCells(const PointCloud& cropped, cons
         selection.dilation_cells, " must not be negative"));
   }
   const int64_t stride = grid_h / feature_h;
-  const double cell_x = cfg.voxel_size[0] * static_cast<double>(stride);
-  const double cell_y = cfg.voxel_size[1] * static_cast<double>(stride);
   const int64_t cells = feature_h * feature_w;
   std::vector<float> lo(cells, std::numeric_limits<float>::infinity());
   std::vector<float> hi(cells, -std::numeric_limits<float>::infinity());
-  for (const Point& p : cropped) {
-    const int64_t col = static_cast<int64_t>(std::floor((p.x - cfg.lidar_range[0]) / cell_x));
-    const int64_t row = static_cast<int64_t>(std::floor((p.y - cfg.lidar_range[1]) / cell_y));
+  const size_t point_stride = kNumPointFeatures, pillar_stride = pillars.max_points * point_stride;
+  for (int p = 0; p < pillars.num_pillars; ++p) {
+    const int64_t row = pillars.coords[2 * p] / stride, col = pillars.coords[2 * p + 1] / stride;
     if (row < 0 || row >= feature_h || col < 0 || col >= feature_w) continue;
     const int64_t c = row * feature_w + col;
-    lo[c] = std::min(lo[c], p.z);
-    hi[c] = std::max(hi[c], p.z);
+    const float* pts = pillars.features.data() + p * pillar_stride;
+    for (int j = 0; j < pillars.num_points[p]; ++j) {
+      const float z = pts[j * point_stride + kFeatZ];
+      lo[c] = std::min(lo[c], z);
+      hi[c] = std::max(hi[c], z);
+    }
   }
   std::vector<uint8_t> tall(cells, 0);
   for (int64_t c = 0; c < cells; ++c) {

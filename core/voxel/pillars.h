@@ -4,12 +4,14 @@
 #define QV2X_CORE_VOXEL_PILLARS_H_
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/config/model_config.h"
 #include "core/data/frame.h"
 #include "core/geometry/transform.h"
+#include "core/voxel/cell_selection.h"
 
 namespace qv2x {
 
@@ -52,6 +54,9 @@ struct AgentInput {
   int agent_id = 0;
   Pose lidar_pose;
   Pillars pillars;
+  // Set: the agent sends a sparse map, only the cells this selects of its pillars; the ego
+  // sees zero features elsewhere (training with sparse messages). Never set for the ego.
+  std::optional<CellSelection> sparse;
 };
 
 // A multi-agent frame ready for the model: the ego first, then up to max_cav - 1

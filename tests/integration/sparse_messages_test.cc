@@ -59,7 +59,9 @@ TEST_F(SparseMessagesTest, SparseAgentsSendFewerCellsAndSwitchLive) {
   const std::string dict = WriteDictionary();
   StartFusion(0, {"--zstd_dictionary=" + dict});
   StartAgent(0);
-  StartAgent(1, {"--zstd_dictionary=" + dict, "--sparse_min_span_m=0.3", "--sparse_dilation=1"});
+  // --artifacts: control RPCs pass through the confinement wrapper, as in a launched scene.
+  StartAgent(1, {"--zstd_dictionary=" + dict, "--sparse_min_span_m=0.3", "--sparse_dilation=1",
+                 "--artifacts=" + dir_});
   StartAgent(-1, {"--sparse_min_span_m=0.3", "--sparse_dilation=1"});
   const auto got = frames_->WaitFor(6, 180);
   ASSERT_GE(got.size(), 6u) << Logs();

@@ -107,6 +107,54 @@ TEST(Detector, SplitEqualsJointForward) {
   }
 }
 
+// Training with sparse messages (AgentInput::sparse) sees exactly what the runtime fuses:
+// the sparse agents' unsent cells decoded from kUnsentCode, i.e. zero features.
+TEST(Detector, SparseAgentsJointEqualsRuntimeDecode) {
+  torch::manual_seed(6);
+  StageConfig cfg = TinyConfig(/*codebook=*/true);
+  auto model = MakeDetector(cfg);
+  ASSERT_TRUE(model.ok());
+  (*model)->eval();
+  CollatedFrame f = MakeFrame(cfg, {kFourAgents[0], kFourAgents[1], kFourAgents[2]}, 250, 7);
+  CellSelection sel;
+  sel.min_height_span_m = 2.5;  // random z in [-2, 2]: some pillars span it, most not
+  sel.dilation_cells = 1;
+  f.agents[1].sparse = sel;
+  std::vector<AgentMessage> messages;
+  int64_t unsent = 0, cells = 0;
+  for (size_t i = 0; i < f.agents.size(); ++i) {
+    auto enc = (*model)->agent_encoder()->Encode(f.agents[i].pillars);
+    ASSERT_TRUE(enc.ok()) << enc.status();
+    AgentMessage m;
+    m.indices = enc->indices;
+    if (f.agents[i].sparse) {
+      const int64_t h = m.indices.size(1), w = m.indices.size(2);
+      auto mask = SelectCells(f.agents[i].pillars, h, w, *f.agents[i].sparse);
+      ASSERT_TRUE(mask.ok()) << mask.status();
+      const torch::Tensor keep = torch::from_blob(mask->data(), {1, h, w}, torch::kUInt8).to(torch::kBool);
+      m.indices = m.indices.masked_fill(keep.logical_not(), kUnsentCode);
+      unsent = (~keep).sum().item<int64_t>();
+      cells = h * w;
+    }
+    m.warp = f.warp_to_ego[i];
+    messages.push_back(m);
+  }
+  ASSERT_GT(unsent, 0);
+  ASSERT_LT(unsent, cells);
+  auto split = (*model)->ego_fusion()->Fuse(messages);
+  ASSERT_TRUE(split.ok()) << split.status();
+  torch::NoGradGuard g;
+  auto joint = RunDetector(*model, {&f});
+  ASSERT_TRUE(joint.ok());
+  EXPECT_TRUE(torch::allclose(split->cls, joint->cls, 1e-4, 1e-5));
+  EXPECT_TRUE(torch::allclose(split->reg, joint->reg, 1e-4, 1e-5));
+  // And the selection matters: the same frame dense differs.
+  f.agents[1].sparse.reset();
+  auto dense = RunDetector(*model, {&f});
+  ASSERT_TRUE(dense.ok());
+  EXPECT_FALSE(torch::allclose(dense->cls, joint->cls, 1e-4, 1e-5));
+}
+
 TEST(Detector, TrainingGradientsReachEveryParameter) {
   torch::manual_seed(6);
   StageConfig cfg = TinyConfig(true);

@@ -162,6 +162,47 @@ TEST_F(AugmentTest, DropoutKeepsTheEgoAndDrawsAreDeterministic) {
   EXPECT_TRUE(none.dropped_agents.empty());
 }
 
+TEST_F(AugmentTest, SparseMessagesDrawnForOtherAgentsWithinTheRanges) {
+  AugmentConfig c;
+  c.sparse_probability = 1;
+  c.sparse_span_m = {0.2, 0.8};
+  c.sparse_dilation_cells = {1, 2};
+  std::set<int> dilations;
+  for (uint64_t key = 0; key < 100; ++key) {
+    const Augmentation a = DrawAugmentation(c, frame_, key);
+    ASSERT_EQ(a.sparse_agents.size(), frame_.agents.size() - 1);
+    for (const auto& [id, sel] : a.sparse_agents) {
+      EXPECT_NE(id, frame_.ego_id);
+      EXPECT_GE(sel.min_height_span_m, 0.2);
+      EXPECT_LE(sel.min_height_span_m, 0.8);
+      dilations.insert(sel.dilation_cells);
+    }
+  }
+  EXPECT_EQ(dilations, (std::set<int>{1, 2}));
+  // The draws of the other augmentations do not move when sparse messages are added.
+  AugmentConfig mixed;
+  mixed.flip_probability = 0.5;
+  mixed.rotate_deg = 10;
+  AugmentConfig with = mixed;
+  with.sparse_probability = 0.5;
+  for (uint64_t key = 0; key < 50; ++key) {
+    EXPECT_EQ(DrawAugmentation(mixed, frame_, key).turn_rad,
+              DrawAugmentation(with, frame_, key).turn_rad);
+  }
+  // Marked on the collated frame, by agent id.
+  const Augmentation a = DrawAugmentation(c, frame_, 3);
+  CollatedFrame collated;
+  for (const AgentFrame& af : frame_.agents) {
+    AgentInput in;
+    in.agent_id = af.agent_id;
+    collated.agents.push_back(in);
+  }
+  MarkSparseAgents(a, &collated);
+  for (const AgentInput& in : collated.agents) {
+    EXPECT_EQ(in.sparse.has_value(), in.agent_id != frame_.ego_id) << in.agent_id;
+  }
+}
+
 TEST(AugmentConfigTest, OptionalAndRangeChecked) {
   auto tiny = LoadStageConfig("configs/tiny/stage1.yaml");
   ASSERT_TRUE(tiny.ok());
@@ -176,6 +217,23 @@ TEST(AugmentConfigTest, OptionalAndRangeChecked) {
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_DOUBLE_EQ(a->flip_probability, 0.25);
   EXPECT_TRUE(a->Any());
+
+  auto sparse = LoadStageConfig(
+      "configs/cpu/stage3.yaml",
+      {"train_params.augment.sparse_messages={probability: 0.5, min_height_span_m: [0, 1], "
+       "dilation_cells: [0, 2]}"});
+  ASSERT_TRUE(sparse.ok()) << sparse.status();
+  auto sp = AugmentConfigOf(*sparse);
+  ASSERT_TRUE(sp.ok()) << sp.status();
+  EXPECT_DOUBLE_EQ(sp->sparse_probability, 0.5);
+  EXPECT_EQ(sp->sparse_dilation_cells[1], 2);
+  auto reversed = LoadStageConfig(
+      "configs/cpu/stage3.yaml",
+      {"train_params.augment.sparse_messages={probability: 0.5, min_height_span_m: [1, 0], "
+       "dilation_cells: [0, 2]}"});
+  ASSERT_FALSE(reversed.ok());
+  EXPECT_NE(reversed.status().message().find("min_height_span_m"), std::string::npos)
+      << reversed.status();
 
   for (const char* bad :
        {"train_params.augment.flip_probability=1.5", "train_params.augment.rotate_deg=-1",

@@ -2,16 +2,23 @@
 
 #include <gtest/gtest.h>
 
+#include "core/voxel/pillars.h"
+
 namespace qv2x {
 namespace {
 
 // A 16 x 8 m range at 0.5 m pillars: 32 x 16 pillars, a 2-stride feature map of 16 x 8
-// cells of 1 m.
+// cells of 1 m. Points are pillarised as the agent does.
 VoxelConfig Range() {
   VoxelConfig v;
   v.lidar_range = {-8, -4, -3, 8, 4, 1};
   v.voxel_size = {0.5, 0.5, 4};
   return v;
+}
+
+absl::StatusOr<std::vector<uint8_t>> Select(const PointCloud& pts, const CellSelection& sel,
+                                             int64_t h = 8, int64_t w = 16) {
+  return SelectCells(Pillarize(pts, Range(), PillarMode::kTest), h, w, sel);
 }
 
 int Count(const std::vector<uint8_t>& m) {
@@ -32,13 +39,13 @@ TEST(CellSelectionTest, SendsTallCellsWithTheirNeighbourhood) {
   CellSelection sel;
   sel.min_height_span_m = 0.3;
   sel.dilation_cells = 0;
-  auto m = SelectCells(pts, Range(), 8, 16, sel);
+  auto m = Select(pts, sel);
   ASSERT_TRUE(m.ok()) << m.status();
   ASSERT_EQ(m->size(), 128u);
   EXPECT_EQ(Count(*m), 1);
   EXPECT_TRUE((*m)[4 * 16 + 8]);
   sel.dilation_cells = 1;
-  m = SelectCells(pts, Range(), 8, 16, sel);
+  m = Select(pts, sel);
   EXPECT_EQ(Count(*m), 9);
   for (int y = 3; y <= 5; ++y) {
     for (int x = 7; x <= 9; ++x) EXPECT_TRUE((*m)[y * 16 + x]) << y << "," << x;
@@ -46,30 +53,28 @@ TEST(CellSelectionTest, SendsTallCellsWithTheirNeighbourhood) {
   // Span 0: every cell with a point is sent.
   sel.min_height_span_m = 0;
   sel.dilation_cells = 0;
-  EXPECT_EQ(Count(*SelectCells(pts, Range(), 8, 16, sel)), 128);
+  EXPECT_EQ(Count(*Select(pts, sel)), 128);
   // Nothing stands above 2 m.
   sel.min_height_span_m = 2;
-  EXPECT_EQ(Count(*SelectCells(pts, Range(), 8, 16, sel)), 0);
+  EXPECT_EQ(Count(*Select(pts, sel)), 0);
 }
 
 TEST(CellSelectionTest, DilationStopsAtTheBorder) {
   PointCloud pts{{-7.9f, -3.9f, -1.7f, 0}, {-7.9f, -3.9f, 0.5f, 0}};  // corner cell (0, 0)
   CellSelection sel;
   sel.dilation_cells = 2;
-  auto m = SelectCells(pts, Range(), 8, 16, sel);
+  auto m = Select(pts, sel);
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(Count(*m), 9);
 }
 
 TEST(CellSelectionTest, RefusesGridsAndSettingsThatDoNotFit) {
   CellSelection sel;
-  EXPECT_EQ(SelectCells({}, Range(), 5, 16, sel).status().code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(SelectCells({}, Range(), 8, 8, sel).status().code(),
+  EXPECT_EQ(Select({}, sel, 5, 16).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Select({}, sel, 8, 8).status().code(),
             absl::StatusCode::kInvalidArgument);  // strides differ along x and y
   sel.dilation_cells = -1;
-  EXPECT_EQ(SelectCells({}, Range(), 8, 16, sel).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Select({}, sel).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -52,9 +52,8 @@ absl::StatusOr<std::vector<std::string>> CollectMaps(RuntimeModel& model, const 
   for (size_t k = 0; k < n; ++k) {
     QV2X_ASSIGN_OR_RETURN(SceneFrame frame, source->Read(k));
     for (const AgentFrame& a : frame.agents) {
-      const PointCloud cropped = CropPoints(a.points, voxel);
-      QV2X_ASSIGN_OR_RETURN(AgentEncoding enc, model.detector->agent_encoder()->Encode(
-                                                   Pillarize(cropped, voxel, PillarMode::kTest)));
+      const Pillars pillars = Pillarize(CropPoints(a.points, voxel), voxel, PillarMode::kTest);
+      QV2X_ASSIGN_OR_RETURN(AgentEncoding enc, model.detector->agent_encoder()->Encode(pillars));
       const torch::Tensor idx = enc.indices.to(torch::kInt32).contiguous();
       const codec::IndexGrid g{idx.size(0), idx.size(1), idx.size(2),
                                model.cfg.model.codebook.dict_size};
@@ -62,7 +61,7 @@ absl::StatusOr<std::vector<std::string>> CollectMaps(RuntimeModel& model, const 
                                         idx.data_ptr<int32_t>() + idx.numel());
       std::vector<uint8_t> mask;
       if (sparse) {
-        QV2X_ASSIGN_OR_RETURN(mask, SelectCells(cropped, voxel, g.height, g.width, *sparse));
+        QV2X_ASSIGN_OR_RETURN(mask, SelectCells(pillars, g.height, g.width, *sparse));
       }
       QV2X_ASSIGN_OR_RETURN(std::string raw,
                             codec::RawSymbols(values, g, sparse ? &mask : nullptr));
