@@ -22,6 +22,7 @@ Run with Debian's python3 (python3-torch, python3-yaml): /usr/bin/python3.
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -172,7 +173,8 @@ class ResNetTrunk(nn.Module):
             blocks = []
             for b in range(count):
                 s = stride if b == 0 else 1
-                blocks.append(make_block(inplanes, planes, s, b == 0 and (s != 1 or inplanes != planes)))
+                down = b == 0 and (s != 1 or inplanes != planes)
+                blocks.append(make_block(inplanes, planes, s, down))
                 inplanes = planes
             setattr(self, f"layer{level}", nn.Sequential(*blocks))
 
@@ -289,7 +291,8 @@ class PyramidFusion(nn.Module):
     def __init__(self, cfg, in_channels):
         super().__init__()
         a = "model.args.fusion_backbone."
-        eps, groups, wpg = key(cfg, a + "bn_eps"), key(cfg, a + "groups"), key(cfg, a + "width_per_group")
+        eps, groups = key(cfg, a + "bn_eps"), key(cfg, a + "groups")
+        wpg = key(cfg, a + "width_per_group")
         filters = key(cfg, a + "num_filters")
         self.resnet = ResNetTrunk(lambda i, p, s, d: Bottleneck(i, p, s, d, groups, wpg, eps),
                                   key(cfg, a + "layer_nums"), key(cfg, a + "layer_strides"),
@@ -358,7 +361,8 @@ class Reference(nn.Module):
         in_channels = sum(key(cfg, "model.args.backbone.num_filters"))
         self.pyramid_backbone = PyramidFusion(cfg, in_channels)
         self.shrink_conv = ShrinkHeader(cfg)
-        dim, anchors = key(cfg, "model.args.shrink_header.dim"), key(cfg, "model.args.anchor_number")
+        dim = key(cfg, "model.args.shrink_header.dim")
+        anchors = key(cfg, "model.args.anchor_number")
         self.cls_head = nn.Conv2d(dim, anchors, 1)
         self.reg_head = nn.Conv2d(dim, 7 * anchors, 1)
         self.dir_head = nn.Conv2d(dim, key(cfg, "model.args.dir_args.num_bins") * anchors, 1)
@@ -416,22 +420,16 @@ def load_inputs(path):
 def pose_matrix(pose):
     """T(pose) = [R | t], R = Rz(yaw) Ry(-pitch) Rx(-roll), degrees (SPEC §5)."""
     x, y, z, roll, yaw, pitch = [float(v) for v in pose]
-    r, yw, p = torch.deg2rad(torch.tensor([roll, yaw, pitch], dtype=torch.float64))
 
-    def rx(a):
-        c, s = float(torch.cos(a)), float(torch.sin(a))
-        return torch.tensor([[1, 0, 0], [0, c, -s], [0, s, c]], dtype=torch.float64)
+    def rotation(deg, i, j):  # about the axis other than i and j
+        c, s = math.cos(math.radians(deg)), math.sin(math.radians(deg))
+        m = torch.eye(3, dtype=torch.float64)
+        m[i, i], m[i, j], m[j, i], m[j, j] = c, -s, s, c
+        return m
 
-    def ry(a):
-        c, s = float(torch.cos(a)), float(torch.sin(a))
-        return torch.tensor([[c, 0, s], [0, 1, 0], [-s, 0, c]], dtype=torch.float64)
-
-    def rz(a):
-        c, s = float(torch.cos(a)), float(torch.sin(a))
-        return torch.tensor([[c, -s, 0], [s, c, 0], [0, 0, 1]], dtype=torch.float64)
-
+    # Rz acts on (x, y), Ry on (z, x), Rx on (y, z): each is the right-handed rotation.
     t = torch.eye(4, dtype=torch.float64)
-    t[:3, :3] = rz(yw) @ ry(-p) @ rx(-r)
+    t[:3, :3] = rotation(yaw, 0, 1) @ rotation(-pitch, 2, 0) @ rotation(-roll, 1, 2)
     t[:3, 3] = torch.tensor([x, y, z], dtype=torch.float64)
     return t
 
@@ -607,7 +605,8 @@ def bench_preset(args, preset, work):
     ckpt, inputs = os.path.join(work, f"{preset}.pth"), os.path.join(work, f"{preset}-in.pth")
     run([args.qv2x, "model", "init", "--config", config, "--out", ckpt])
     made = run([args.qv2x, "model", "inputs", "--config", config, "--scene", args.scene,
-                "--frame", str(args.frame), "--out", inputs] + sum((["--set", s] for s in args.set), []))
+                "--frame", str(args.frame), "--out", inputs]
+               + [a for s in args.set for a in ("--set", s)])
     model, _ = load_model(ckpt)
     tensors, agents = load_inputs(inputs)
     warps = reference_warps(model, tensors)
@@ -683,7 +682,8 @@ def run_bench(args):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="mode", required=True)
     c = sub.add_parser("check", help="compare qv2x's forward outputs with PyTorch's")
     c.add_argument("--checkpoint", required=True, help="qv2x checkpoint (.pth)")

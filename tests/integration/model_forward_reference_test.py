@@ -75,7 +75,7 @@ def main():
         inputs = os.path.join(work, "in.pth")
         made = run([args.qv2x, "model", "inputs", "--config", config, "--scene", scene,
                     "--frame", "0", "--out", inputs])
-        expect("3 agents" in made, f"frame 0 of the test scene has 3 agents in range ({made.strip()})")
+        expect("3 agents" in made, f"test scene frame 0: 3 agents in range ({made.strip()})")
         fresh = os.path.join(work, "fresh.pth")
         run([args.qv2x, "model", "init", "--config", config, "--out", fresh, "--seed", "1"])
         check = Check(args.source, inputs, work)
