@@ -21,7 +21,9 @@ PKGS=(
   # `make demo` runs a real Prometheus (the package above) and draws its plots with gnuplot.
   gnuplot-nox
 )
-# Optional: Debian's PyTorch for the checkpoint interoperability test (skipped without it).
+# Optional: Debian's PyTorch for the checkpoint interoperability test and the PyTorch
+# reference check of `qv2x model forward` (ctest model_forward_reference, ~15 s); both are
+# skipped without it.
 # Installed by default; QV2X_MINIMAL_DEPS=1 skips it.
 OPTIONAL=(python3-torch)
 
