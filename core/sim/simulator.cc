@@ -12,11 +12,20 @@ namespace {
 
 constexpr int64_t kLidarNoiseStream = 3;
 
-Pose MountPose(const SensorMount& m) {
+// Roadside units report their sweeps in a virtual LiDAR frame at the vehicles' LiDAR height
+// above the street (as DAIR-V2X does), not at the top of their mast: the model crops
+// heights relative to the sensor (cav_lidar_range z [-3, 1] m), which on a 6 m mast would
+// keep only what stands 3-7 m above the street and no car. The scan itself is still taken
+// from the mast, so what it sees over the traffic is unchanged; only z shifts.
+double VirtualZOffset(const SensorMount& m, const LidarConfig& lidar) {
+  return m.agent_id < 0 && m.agent_id != kNoAgent ? m.z - lidar.mount_height_m : 0.0;
+}
+
+Pose MountPose(const SensorMount& m, const LidarConfig& lidar) {
   Pose p;
   p.x = m.x;
   p.y = m.y;
-  p.z = m.z;
+  p.z = m.z - VirtualZOffset(m, lidar);
   p.yaw = RadToDeg(WrapAngle(m.yaw_rad));
   return p;
 }
@@ -71,8 +80,11 @@ absl::StatusOr<AgentFrame> Simulator::Sense(int scenario, int index, int agent_i
   AgentFrame f;
   f.agent_id = agent_id;
   f.is_infrastructure = agent_id < 0;
-  f.lidar_pose = MountPose(mount);
+  f.lidar_pose = MountPose(mount, config_.lidar);
   f.points = std::move(sweep.points);
+  if (const float dz = static_cast<float>(VirtualZOffset(mount, config_.lidar)); dz != 0) {
+    for (Point& p : f.points) p.z += dz;
+  }
   if (points_per_actor != nullptr) *points_per_actor = std::move(sweep.points_per_owner);
   return f;
 }
@@ -130,7 +142,7 @@ absl::StatusOr<std::vector<GtObject>> Simulator::GroundTruth(int scenario, int i
 absl::StatusOr<Pose> Simulator::AgentPose(int scenario, int index, int agent_id) const {
   QV2X_RETURN_IF_ERROR(Check(scenario, index));
   QV2X_ASSIGN_OR_RETURN(SensorMount m, worlds_[scenario].Mount(agent_id, TimeAt(index)));
-  return MountPose(m);
+  return MountPose(m, config_.lidar);
 }
 
 }  // namespace qv2x::sim

@@ -136,8 +136,25 @@ TEST(SimulatorTest, PosesFollowLanesAndMastsStandStill) {
   EXPECT_EQ(r0.ToArray(), r50.ToArray());
   EXPECT_LT(r0.x, -c.map.RoadHalfWidth());
   EXPECT_LT(r0.y, -c.map.RoadHalfWidth());
-  EXPECT_DOUBLE_EQ(r0.z, 6.0);
+  // Its frame is the virtual LiDAR frame at the vehicles' LiDAR height; the scan is taken
+  // from the 6 m mast.
+  EXPECT_DOUBLE_EQ(r0.z, c.lidar.mount_height_m);
   EXPECT_DOUBLE_EQ(r0.yaw, 45);
+}
+
+// What the model keeps of a sweep (heights [-3, 1] m about the sensor) holds the traffic
+// for a roadside unit as for a vehicle: cars stand 0-2 m above the street for both.
+TEST(SimulatorTest, RoadsideUnitSweepsKeepTheTrafficInTheModelsHeightCrop) {
+  const Simulator sim = Make(Load("intersection"));
+  const SceneFrame f = *sim.Frame(0, 0);
+  for (const AgentFrame& a : f.agents) {
+    size_t above_street = 0;  // 0.3-2 m above the street: cars, people, trucks' lower half
+    for (const Point& p : a.points) {
+      const double h = p.z + a.lidar_pose.z;
+      above_street += h > 0.3 && h < 2 && p.z >= -3 && p.z <= 1;
+    }
+    EXPECT_GT(above_street, 500u) << "agent " << a.agent_id;
+  }
 }
 
 TEST(SimulatorTest, PointsAreInTheSensorFrame) {
