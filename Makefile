@@ -28,7 +28,7 @@ test-unit: build
 	cd $(BUILD_DIR) && ctest $(CTEST_FLAGS) -j $(JOBS) -L unit
 
 bench: build
-	@for b in $(BUILD_DIR)/bench/*_bench; do echo "== $$b"; $$b --benchmark_min_time=0.2; done
+	@for b in $(BUILD_DIR)/bench/*_bench; do echo "== $$b"; OMP_WAIT_POLICY=PASSIVE $$b --benchmark_min_time=0.2; done
 
 # The whole story on 127.0.0.1 (scripts/demo/demo.py): Prometheus + the 4-agent scene +
 # trainer + quantizer; stages 1-3 through the trainer RPC, PTQ, a live roll-out of the new
