@@ -54,7 +54,7 @@ struct PtqProgress {
   int index = 0, total = 0;  // calibration frame or block, 0-based
   std::string block;         // block name (reconstruction)
   double loss_before = 0;    // block output MSE with nearest rounding
-  double loss_after = 0;     // ... with the learned rounding
+  double loss_after = 0;     // ... with the rounding kept (learned, when it does not lose)
 };
 
 }  // namespace qv2x::quant

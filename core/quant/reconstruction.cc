@@ -124,8 +124,11 @@ absl::StatusOr<PtqBlockResult> ReconstructBlock(SimBlock& block, const ReconData
     l->levels = AdaRoundHardLevels(l->weight, l->wq, l->v.detach());
     l->v = at::Tensor();
   }
-  r.loss_after = BlockOutputError(block, data);
-  r.learned = r.loss_after <= r.loss_before;
+  // The learned rounding is kept only when it does not lose to nearest rounding, and the
+  // reported error is that of the rounding kept.
+  const double learned_loss = BlockOutputError(block, data);
+  r.learned = learned_loss <= r.loss_before;
+  r.loss_after = r.learned ? learned_loss : r.loss_before;
   if (!r.learned) {
     for (SimLayer* l : layers) l->levels = at::Tensor();
   }
