@@ -69,7 +69,7 @@ def main():
             plots.append(f"'{data}' using 1:2 with linespoints lc {i + 1} pt 7 title '{title}, AP@0.5'")
             plots.append(f"'{data}' using 1:3 with linespoints lc {i + 1} pt 5 dt 2 "
                          f"title '{title}, AP@0.7'")
-        script = f"""set terminal pngcairo size 1100,700 font 'Sans,10'
+        script = f"""set terminal pngcairo size 1100,700 font 'Sans,10' noenhanced
 set output '{os.path.abspath(a.out)}'
 set title 'Bandwidth against accuracy: bytes per agent message (whole FeatureMessage) vs vehicle AP'
 set logscale x
