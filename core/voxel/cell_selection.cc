@@ -3,10 +3,24 @@
 #include <algorithm>
 #include <limits>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/voxel/pillars.h"
 
 namespace qv2x {
+
+absl::StatusOr<CellSelection> ParseCellSelection(absl::string_view text) {
+  CellSelection sel;
+  const size_t plus = text.find('+');
+  if (!absl::SimpleAtod(text.substr(0, plus), &sel.min_height_span_m) ||
+      !(sel.min_height_span_m >= 0) ||
+      (plus != absl::string_view::npos &&
+       (!absl::SimpleAtoi(text.substr(plus + 1), &sel.dilation_cells) || sel.dilation_cells < 0))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "expected SPAN or SPAN+DILATION (metres >= 0, cells >= 0), got '", text, "'"));
+  }
+  return sel;
+}
 
 absl::StatusOr<std::vector<uint8_t>> SelectCells(const Pillars& pillars, int64_t feature_h,
                                                  int64_t feature_w, const CellSelection& selection) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace qv2x {
 
@@ -20,6 +21,9 @@ struct CellSelection {
   double min_height_span_m = 0.3;
   int dilation_cells = 2;
 };
+
+// "SPAN" or "SPAN+DILATION" (metres, cells; dilation 2 when absent), as the tools take it.
+absl::StatusOr<CellSelection> ParseCellSelection(absl::string_view text);
 
 // One flag per cell of the feature map [feature_h, feature_w] (row = y, col = x, as the
 // pillar grid it is a whole-stride reduction of), nonzero = send, from the agent's pillars.

@@ -77,5 +77,19 @@ TEST(CellSelectionTest, RefusesGridsAndSettingsThatDoNotFit) {
   EXPECT_EQ(Select({}, sel).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(CellSelectionTest, ParsesSpanAndDilation) {
+  auto a = ParseCellSelection("0.5");
+  ASSERT_TRUE(a.ok());
+  EXPECT_DOUBLE_EQ(a->min_height_span_m, 0.5);
+  EXPECT_EQ(a->dilation_cells, 2);  // the default when only the span is given
+  auto b = ParseCellSelection("1+0");
+  ASSERT_TRUE(b.ok());
+  EXPECT_DOUBLE_EQ(b->min_height_span_m, 1.0);
+  EXPECT_EQ(b->dilation_cells, 0);
+  for (const char* bad : {"", "x", "-0.5", "1+", "1+-1", "1+2+3", "nan"}) {
+    EXPECT_EQ(ParseCellSelection(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace qv2x

@@ -7,7 +7,6 @@
 #include <optional>
 #include <utility>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/codec/index_codec.h"
@@ -108,16 +107,9 @@ absl::Status RunTrainDict(Args& args) {
   }
   std::optional<CellSelection> sparse;
   if (!sparse_text.empty()) {
-    CellSelection sel;
-    const size_t plus = sparse_text.find('+');
-    if (!absl::SimpleAtod(sparse_text.substr(0, plus), &sel.min_height_span_m) ||
-        sel.min_height_span_m < 0 ||
-        (plus != std::string::npos &&
-         !absl::SimpleAtoi(sparse_text.substr(plus + 1), &sel.dilation_cells))) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--sparse: expected SPAN or SPAN+DILATION, got ", sparse_text));
-    }
-    sparse = sel;
+    absl::StatusOr<CellSelection> sel = ParseCellSelection(sparse_text);
+    if (!sel.ok()) return absl::InvalidArgumentError(absl::StrCat("--sparse: ", sel.status().message()));
+    sparse = *sel;
   }
   QV2X_ASSIGN_OR_RETURN(RuntimeModel model, LoadRuntimeModel(config, checkpoint));
   torch::NoGradGuard no_grad;

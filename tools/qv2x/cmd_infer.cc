@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <memory>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -92,16 +91,9 @@ absl::StatusOr<std::vector<CellSelection>> ParseSelections(const std::string& li
   std::vector<CellSelection> out;
   if (list.empty()) return out;
   for (absl::string_view item : absl::StrSplit(list, ',')) {
-    std::vector<absl::string_view> parts = absl::StrSplit(item, '+');
-    CellSelection sel;
-    int dil = 2;
-    if (parts.size() > 2 || !absl::SimpleAtod(parts[0], &sel.min_height_span_m) ||
-        sel.min_height_span_m < 0 || (parts.size() == 2 && (!absl::SimpleAtoi(parts[1], &dil) || dil < 0))) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--sparse: expected SPAN or SPAN+DILATION (metres, cells), got '", item, "'"));
-    }
-    sel.dilation_cells = dil;
-    out.push_back(sel);
+    absl::StatusOr<CellSelection> sel = ParseCellSelection(item);
+    if (!sel.ok()) return absl::InvalidArgumentError(absl::StrCat("--sparse: ", sel.status().message()));
+    out.push_back(*sel);
   }
   return out;
 }

@@ -226,7 +226,6 @@ absl::Status RunWatch(Args& args) {
   QV2X_ASSIGN_OR_RETURN(int64_t frames, args.IntOr("frames", 0));
   const bool boxes = args.Switch("boxes");
   const bool json = args.Switch("json");
-  QV2X_ASSIGN_OR_RETURN(int64_t dilation, args.IntOr("dilation", 2));
   const SecurityFiles security = SecurityFlags(args);
   QV2X_RETURN_IF_ERROR(args.Finish());
   QV2X_ASSIGN_OR_RETURN(auto channel, Dial(target.address, security, target.recorded));
@@ -279,7 +278,6 @@ absl::Status RunFusion(Args& args) {
   const bool force = args.Switch("force");
   const std::string checkpoint = ModelPath(args.GetOr("checkpoint", ""));
   const std::string int8 = ModelPath(args.GetOr("int8", ""));
-  QV2X_ASSIGN_OR_RETURN(int64_t dilation, args.IntOr("dilation", 2));
   const SecurityFiles security = SecurityFlags(args);
   QV2X_RETURN_IF_ERROR(args.Finish());
   QV2X_ASSIGN_OR_RETURN(auto channel, Dial(target.address, security, target.recorded));
