@@ -3,6 +3,9 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/torch.h>
 
+#include <cstdlib>
+#include <string>
+
 #include "absl/strings/str_cat.h"
 #include "core/model/torch_status.h"
 
@@ -38,6 +41,26 @@ at::Tensor ClampBits(const at::Tensor& q, const ActQuant& out) {
 c10::List<int64_t> Pair(int64_t v) { return c10::List<int64_t>({v, v}); }
 
 }  // namespace
+
+bool Int8NeedsReducedRange() {
+  static const bool reduce = [] {
+    if (const char* env = std::getenv("QV2X_INT8_REDUCE_RANGE"); env != nullptr && *env != 0) {
+      return std::string(env) != "0";
+    }
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return !(__builtin_cpu_supports("avx512vnni") || __builtin_cpu_supports("avxvnni"));
+#else
+    return false;
+#endif
+  }();
+  return reduce;
+}
+
+ActQuant EngineActQuant(const ActQuant& q) {
+  if (q.bits != 8 || !Int8NeedsReducedRange()) return q;
+  return ActQuantFromRange(q.lo(), q.hi(), 7);
+}
 
 absl::StatusOr<std::string> SelectInt8Engine() {
   const auto& engines = at::globalContext().supportedQEngines();
@@ -78,7 +101,8 @@ absl::StatusOr<PackedLayer> PackLayer(const LayerSpec& spec, const Int8Layer& la
   });
 }
 
-at::Tensor Quantize(const at::Tensor& x, const ActQuant& q) {
+at::Tensor Quantize(const at::Tensor& x, const ActQuant& act) {
+  const ActQuant q = EngineActQuant(act);
   const at::MemoryFormat fmt =
       x.dim() == 4 ? x.suggest_memory_format() : at::MemoryFormat::Contiguous;
   const at::Tensor in = x.to(at::kFloat).contiguous(fmt);
@@ -110,7 +134,8 @@ at::Tensor Dequantize(const at::Tensor& q) {
   return out;
 }
 
-at::Tensor QConv(const at::Tensor& qx, const PackedLayer& layer, const ActQuant& out) {
+at::Tensor QConv(const at::Tensor& qx, const PackedLayer& layer, const ActQuant& act) {
+  const ActQuant out = EngineActQuant(act);
   at::Tensor y = Call(layer.spec.relu ? "quantized::conv2d_relu" : "quantized::conv2d", "new",
                       {qx, layer.packed, out.scale, out.zero_point})
                      .toTensor();
@@ -120,7 +145,8 @@ at::Tensor QConv(const at::Tensor& qx, const PackedLayer& layer, const ActQuant&
   return ClampBits(y, out);
 }
 
-at::Tensor QLinear(const at::Tensor& qx, const PackedLayer& layer, const ActQuant& out) {
+at::Tensor QLinear(const at::Tensor& qx, const PackedLayer& layer, const ActQuant& act) {
+  const ActQuant out = EngineActQuant(act);
   const at::Tensor y = Call(layer.spec.relu ? "quantized::linear_relu" : "quantized::linear", "",
                             {qx, layer.packed, out.scale, out.zero_point})
                            .toTensor();
@@ -128,15 +154,18 @@ at::Tensor QLinear(const at::Tensor& qx, const PackedLayer& layer, const ActQuan
 }
 
 at::Tensor QLinearDynamic(const at::Tensor& x, const PackedLayer& layer) {
-  return Call("quantized::linear_dynamic", "", {x, layer.packed, false}).toTensor();
+  return Call("quantized::linear_dynamic", "", {x, layer.packed, Int8NeedsReducedRange()})
+      .toTensor();
 }
 
-at::Tensor QAddRelu(const at::Tensor& a, const at::Tensor& b, const ActQuant& out) {
+at::Tensor QAddRelu(const at::Tensor& a, const at::Tensor& b, const ActQuant& act) {
+  const ActQuant out = EngineActQuant(act);
   return ClampBits(Call("quantized::add_relu", "", {a, b, out.scale, out.zero_point}).toTensor(),
                    out);
 }
 
-at::Tensor QCat(const std::vector<at::Tensor>& xs, int64_t dim, const ActQuant& out) {
+at::Tensor QCat(const std::vector<at::Tensor>& xs, int64_t dim, const ActQuant& act) {
+  const ActQuant out = EngineActQuant(act);
   return ClampBits(Call("quantized::cat", "",
                         {c10::List<at::Tensor>(xs), dim, c10::optional<double>(out.scale),
                          c10::optional<int64_t>(out.zero_point)})

@@ -4,6 +4,11 @@
 // engines (no FBGEMM); ONEDNN is much faster here and takes weights with zero point 0
 // only, which the weight quantizer guarantees (quantizer.h). Activations are quint8
 // per tensor; outputs are requantized by the kernels.
+// On x86 CPUs without VNNI, oneDNN multiplies u8 activations by s8 weights with
+// vpmaddubsw, whose 16-bit pair sums saturate once activations use all 8 bits (measured
+// here: errors of 20 output steps on an AMD EPYC with AVX2 only). There every op below
+// runs 8-bit activations on 7 bits over the same range (EngineActQuant), as PyTorch's
+// reduce_range does for x86: one bit of activation resolution for exact integer sums.
 #ifndef QV2X_CORE_QUANT_INT8_OPS_H_
 #define QV2X_CORE_QUANT_INT8_OPS_H_
 
@@ -22,6 +27,13 @@ namespace qv2x::quant {
 
 // Makes ONEDNN (else QNNPACK) the quantized engine of this process; returns its name.
 absl::StatusOr<std::string> SelectInt8Engine();
+
+// Whether this CPU's integer dot products need the reduced activation range (x86 without
+// AVX512-VNNI or AVX-VNNI). QV2X_INT8_REDUCE_RANGE=0|1 overrides, for tests and checks.
+bool Int8NeedsReducedRange();
+// `q` as the ops run it: an 8-bit activation on 7 bits over the same range where
+// Int8NeedsReducedRange(), else unchanged.
+ActQuant EngineActQuant(const ActQuant& q);
 
 // qint8 per-channel weight (zero point 0) holding levels − zero_point, exact for every bit
 // width the quantizer produces.

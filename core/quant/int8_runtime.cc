@@ -140,6 +140,9 @@ absl::Status Int8Net::Init(const Int8Artifact& a) {
   }
   spec_ = MakeModelSpec(cfg_);
   acts_ = a.acts;
+  // The grids this CPU's kernels run (int8_ops.h): the PFN canvas below writes levels
+  // itself, so every activation is converted here, once.
+  for (auto& [name, q] : acts_) q = EngineActQuant(q);
   weight_bytes_ = a.PayloadBytes();
 
   // PFN: input scaling and quantization are done point by point in PfnCanvas.
