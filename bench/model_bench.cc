@@ -81,6 +81,7 @@ Fixture& Get(const std::string& preset) {
   if (!model.ok() || !cost.ok()) std::exit(1);
   f->model = *model;
   f->model->eval();
+  f->model->FreezeForInference();  // as the services run it
   f->cost = *cost;
   const Pose poses[4] = {
       {0, 0, 0, 0, 0, 0}, {12, 3, 0, 0, 15, 0}, {-20, -2, 0, 0, 180, 0}, {6, -8, 0, 0, 90, 0}};

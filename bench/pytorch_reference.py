@@ -14,7 +14,8 @@ pyramid trunk), built from the config stored in a qv2x checkpoint
   bench  times PyTorch eager and `qv2x model forward --repeat` on the same inputs in one
          run, in alternating rounds: one agent's encode, the ego half fusing every agent and
          the whole frame, at each preset; jemalloc preloaded for both (the script re-runs
-         itself with LD_PRELOAD), 2 threads, OMP_WAIT_POLICY=PASSIVE. Writes one JSON and
+         itself with LD_PRELOAD), 2 threads, OMP_WAIT_POLICY=PASSIVE; qv2x both as the
+         services run it and with --unfrozen (its plain eval layers). Writes one JSON and
          prints a table.
 
 Run with Debian's python3 (python3-torch, python3-yaml): /usr/bin/python3.
@@ -614,17 +615,19 @@ def bench_preset(args, preset, work):
         for _ in range(args.warmup):
             model.fuse([model.encode(a) for a in agents], warps)
     q = {"encode": [], "fuse": [], "frame": []}
+    u = {"encode": [], "fuse": [], "frame": []}  # qv2x --unfrozen: the plain eval layers
     p = {"encode": [], "fuse": [], "frame": []}
     per_round = max(1, args.repeat // args.rounds)
     for r in range(args.rounds):
-        timing = os.path.join(work, f"{preset}-timing-{r}.json")
-        run([args.qv2x, "model", "forward", "--config", config, "--checkpoint", ckpt,
-             "--inputs", inputs, "--repeat", str(per_round), "--threads", str(args.threads),
-             "--timing", timing])
-        with open(timing) as f:
-            t = json.load(f)
-        for k in q:
-            q[k] += t[f"{k}_s"]
+        for runs, extra in ((q, []), (u, ["--unfrozen"])):
+            timing = os.path.join(work, f"{preset}-timing-{r}.json")
+            run([args.qv2x, "model", "forward", "--config", config, "--checkpoint", ckpt,
+                 "--inputs", inputs, "--repeat", str(per_round), "--threads", str(args.threads),
+                 "--timing", timing] + extra)
+            with open(timing) as f:
+                t = json.load(f)
+            for k in runs:
+                runs[k] += t[f"{k}_s"]
         for k, v in zip(("encode", "fuse", "frame"), time_pytorch(model, agents, warps, per_round)):
             p[k] += v
         print(f"  {preset} round {r + 1}/{args.rounds}: qv2x frame {median_ms(q['frame']):.1f} ms, "
@@ -633,9 +636,10 @@ def bench_preset(args, preset, work):
     stages = {}
     for k, label in (("encode", "encode_1_agent"), ("fuse", f"fuse_{n}_agents"),
                      ("frame", f"frame_{n}_agents")):
-        qm, pm = median_ms(q[k]), median_ms(p[k])
-        stages[label] = {"qv2x_ms": round(qm, 2), "pytorch_ms": round(pm, 2),
-                         "speedup": round(pm / qm, 3), "runs": len(q[k])}
+        qm, um, pm = median_ms(q[k]), median_ms(u[k]), median_ms(p[k])
+        stages[label] = {"qv2x_ms": round(qm, 2), "qv2x_unfrozen_ms": round(um, 2),
+                         "pytorch_ms": round(pm, 2), "speedup": round(pm / qm, 3),
+                         "freezing_speedup": round(um / qm, 3), "runs": len(q[k])}
     return {"config": config, "scene": args.scene, "frame": args.frame,
             "inputs": made.strip(), "agents": n,
             "pillars": [int(a["num_points"].shape[0]) for a in agents], "stages": stages}
@@ -657,7 +661,9 @@ def run_bench(args):
               "torch": torch.__version__,
               "qv2x": args.qv2x, "repeat": args.repeat, "rounds": args.rounds,
               "loadavg_before": os.getloadavg()[0],
-              "speedup": "PyTorch eager median / qv2x median (> 1: qv2x faster)", "presets": {}}
+              "speedup": "PyTorch eager median / qv2x median (> 1: qv2x faster)",
+              "freezing_speedup": "qv2x --unfrozen median / qv2x median (what frozen convs give)",
+              "presets": {}}
     try:
         result["commit"] = run(["git", "rev-parse", "--short", "HEAD"]).strip()
     except SystemExit:
@@ -672,11 +678,12 @@ def run_bench(args):
         f.write("\n")
     print(f"{name}, {args.threads} threads, jemalloc, PyTorch {torch.__version__}; "
           f"medians of {args.repeat} runs in {args.rounds} alternating rounds")
-    print(f"{'preset':10} {'stage':16} {'qv2x ms':>10} {'PyTorch ms':>11} {'speedup':>8}")
+    print(f"{'preset':10} {'stage':16} {'qv2x ms':>10} {'unfrozen ms':>12} {'PyTorch ms':>11} "
+          f"{'speedup':>8}")
     for preset, r in result["presets"].items():
         for stage, s in r["stages"].items():
-            print(f"{preset:10} {stage:16} {s['qv2x_ms']:10.1f} {s['pytorch_ms']:11.1f} "
-                  f"{s['speedup']:7.2f}x")
+            print(f"{preset:10} {stage:16} {s['qv2x_ms']:10.1f} {s['qv2x_unfrozen_ms']:12.1f} "
+                  f"{s['pytorch_ms']:11.1f} {s['speedup']:7.2f}x")
     print(f"wrote {args.out}")
     return 0
 

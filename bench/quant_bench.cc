@@ -60,6 +60,7 @@ Fixture& Get() {
   f->model = *model;
   if (auto s = LoadStateDict(*f->model, *ckpt); !s.ok()) Die(s);
   f->model->eval();
+  f->model->FreezeForInference();  // the FP32 baseline as the services run it
   auto grid = MakeAnchorGrid(f->cfg);
   if (!grid.ok()) Die(grid.status());
   SampleOptions so;

@@ -67,6 +67,13 @@ DetectorOutput DetectorImpl::forward(const std::vector<const CollatedFrame*>& fr
   return out;
 }
 
+void DetectorImpl::FreezeForInference() {
+  torch::NoGradGuard no_grad;
+  agent_encoder_->backbone_m1->resnet->Freeze();
+  ego_fusion_->pyramid_backbone->Freeze();
+  ego_fusion_->shrink_conv->Freeze();
+}
+
 absl::StatusOr<Detector> MakeDetector(const StageConfig& cfg) {
   if (absl::Status s = ValidateModelConfig(cfg); !s.ok()) return s;
   return TorchCall("building the detector",

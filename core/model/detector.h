@@ -36,6 +36,11 @@ class DetectorImpl : public torch::nn::Module {
     return forward(std::vector<const CollatedFrame*>{&frame}, ego_only);
   }
 
+  // Inference from now on runs the convolutions frozen: BatchNorm folded, ReLU fused,
+  // weights packed (frozen_conv.h). Call after eval() and loading; training or loading
+  // new weights later returns the affected layers to the plain path by themselves.
+  void FreezeForInference();
+
   // The two halves, sharing this detector's parameters.
   AgentEncoder agent_encoder() const { return agent_encoder_; }
   EgoFusion ego_fusion() const { return ego_fusion_; }

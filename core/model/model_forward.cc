@@ -17,6 +17,7 @@
 #include "core/common/status_macros.h"
 #include "core/model/checkpoint.h"
 #include "core/model/detector.h"
+#include "core/model/op_profile.h"
 #include "core/model/torch_status.h"
 
 namespace qv2x {
@@ -250,14 +251,12 @@ HeadOutput IntermediatePath(EgoFusionImpl& ego, const torch::Tensor& maps,
   for (int64_t i = 0; i < n; ++i) {
     y.push_back(maps.narrow(0, i, 1).contiguous(torch::MemoryFormat::ChannelsLast));
   }
-  const auto children = pyramid.named_children();
   std::vector<torch::Tensor> decoded;
   for (int64_t l = 0; l < pyramid.num_levels(); ++l) {
-    auto* head = children["single_head_" + std::to_string(l)]->as<nn::Conv2dImpl>();
     std::vector<torch::Tensor> occ, score;
     for (int64_t i = 0; i < n; ++i) {
       y[i] = pyramid.resnet->RunLevel(l, y[i]);
-      occ.push_back(head->forward(y[i]));
+      occ.push_back(pyramid.Head(l, y[i]));
       score.push_back(torch::sigmoid(occ.back()) + 1e-4);
     }
     const torch::Tensor feats = torch::cat(y), scores = torch::cat(score);
@@ -273,7 +272,7 @@ HeadOutput IntermediatePath(EgoFusionImpl& ego, const torch::Tensor& maps,
     out.insert(p + "warped", Owned(WarpToEgo(feats, warps)));
     out.insert(p + "weights", Owned(weights));
     out.insert(p + "fused", Owned(fused));
-    decoded.push_back(pyramid.deblocks[l]->as<nn::SequentialImpl>()->forward(fused));
+    decoded.push_back(pyramid.Deblock(l, fused));
   }
   const torch::Tensor fused = torch::cat(decoded, 1);
   out.insert("fused", Owned(fused));
@@ -346,14 +345,8 @@ absl::StatusOr<ForwardReport> Forward(Detector& det, const CollatedFrame& frame,
   if (!options.out.empty()) QV2X_RETURN_IF_ERROR(WriteDict(out, options.out));
   out = TensorDict();
 
-  for (int r = 0; r < options.repeat; ++r) {
-    auto t0 = std::chrono::steady_clock::now();
-    QV2X_RETURN_IF_ERROR(enc->Encode(frame.agents[0].pillars).status());
-    report.encode_s.push_back(Seconds(t0));
-    t0 = std::chrono::steady_clock::now();
-    QV2X_RETURN_IF_ERROR(ego->Fuse(messages).status());
-    report.fuse_s.push_back(Seconds(t0));
-    t0 = std::chrono::steady_clock::now();
+  // The whole frame in one process: every agent encoded, then fused.
+  auto whole_frame = [&]() -> absl::Status {
     std::vector<AgentMessage> sent = messages;
     for (int64_t i = 0; i < n; ++i) {
       QV2X_ASSIGN_OR_RETURN(AgentEncoding e, enc->Encode(frame.agents[i].pillars));
@@ -363,8 +356,23 @@ absl::StatusOr<ForwardReport> Forward(Detector& det, const CollatedFrame& frame,
         sent[i].features = e.features;
       }
     }
-    QV2X_RETURN_IF_ERROR(ego->Fuse(sent).status());
+    return ego->Fuse(sent).status();
+  };
+  for (int r = 0; r < options.repeat; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    QV2X_RETURN_IF_ERROR(enc->Encode(frame.agents[0].pillars).status());
+    report.encode_s.push_back(Seconds(t0));
+    t0 = std::chrono::steady_clock::now();
+    QV2X_RETURN_IF_ERROR(ego->Fuse(messages).status());
+    report.fuse_s.push_back(Seconds(t0));
+    t0 = std::chrono::steady_clock::now();
+    QV2X_RETURN_IF_ERROR(whole_frame());
     report.frame_s.push_back(Seconds(t0));
+  }
+  if (options.profile_runs > 0) {
+    QV2X_ASSIGN_OR_RETURN(report.profile,
+                          ProfileOps(whole_frame, options.profile_runs, &report.profile_frame_ms));
+    report.sgemm_gflops = MeasureSgemmGflops();
   }
   return report;
 }
@@ -424,9 +432,10 @@ absl::StatusOr<ForwardReport> RunModelForward(const StageConfig& cfg, const std:
   if (frame.warp_to_ego.size() != frame.agents.size()) {
     return absl::InvalidArgumentError("model forward: one warp per agent expected");
   }
-  if (options.repeat < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("model forward: repeat must be >= 0, got ", options.repeat));
+  if (options.repeat < 0 || options.profile_runs < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("model forward: repeat (", options.repeat,
+                                                   ") and profile runs (", options.profile_runs,
+                                                   ") must be >= 0"));
   }
   QV2X_ASSIGN_OR_RETURN(Checkpoint ckpt, ReadCheckpoint(checkpoint));
   QV2X_ASSIGN_OR_RETURN(Detector det, MakeDetector(cfg));
@@ -435,6 +444,7 @@ absl::StatusOr<ForwardReport> RunModelForward(const StageConfig& cfg, const std:
   }
   return TorchCall("model forward", [&]() -> absl::StatusOr<ForwardReport> {
     det->eval();
+    if (options.freeze) det->FreezeForInference();
     return Forward(det, frame, options);
   });
 }

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/config/model_config.h"
+#include "core/model/op_profile.h"
 #include "core/voxel/pillars.h"
 
 namespace qv2x {
@@ -25,8 +26,10 @@ absl::Status WriteModelInputs(const CollatedFrame& frame, const std::string& pat
 absl::StatusOr<CollatedFrame> ReadModelInputs(const std::string& path, const VoxelConfig& voxel);
 
 struct ForwardOptions {
-  std::string out;  // the outputs file; empty: nothing written
-  int repeat = 0;   // timed runs after the written one (0: no timing)
+  std::string out;       // the outputs file; empty: nothing written
+  int repeat = 0;        // timed runs after the written one (0: no timing)
+  int profile_runs = 0;  // whole-frame runs under LibTorch's profiler after those (0: none)
+  bool freeze = true;    // the services' frozen convolutions (false: the plain eval layers)
 };
 
 struct ForwardReport {
@@ -38,6 +41,9 @@ struct ForwardReport {
   // Largest max|a−b| / max|b| between the written intermediate path's heads (a) and
   // EgoFusion::Fuse's (b), the ones written: they are the same computation.
   double intermediate_path_rel_diff = 0;
+  std::vector<OpProfileRow> profile;  // per whole frame, by descending self time
+  double profile_frame_ms = 0;        // one whole frame's wall time under the profiler
+  double sgemm_gflops = 0;            // MeasureSgemmGflops() after profiling
 };
 
 // Loads `checkpoint` into the model of `cfg` (eval mode) and runs it on `frame`: each

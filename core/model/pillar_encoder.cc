@@ -1,7 +1,10 @@
 #include "core/model/pillar_encoder.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <string>
 
 namespace qv2x {
@@ -14,6 +17,57 @@ torch::Tensor CellIndex(const Pillars& p) {
       torch::from_blob(const_cast<int32_t*>(p.coords.data()), {p.num_pillars, 2}, torch::kInt32)
           .to(torch::kInt64);
   return coords.select(1, 0) * p.grid_w + coords.select(1, 1);
+}
+
+// Inference: each pillar's valid points through the folded linear, the max and min over
+// points kept per unit as they come, without the [pillars · max_points, units] product
+// of the batched path (most slots are padding: about 7 of 32 points per pillar here).
+torch::Tensor FoldedPillarKernel(const torch::Tensor& x, const torch::Tensor& num_points,
+                                 const torch::Tensor& weight, const torch::Tensor& scale,
+                                 const torch::Tensor& shift) {
+  const int64_t p = x.size(0), n = x.size(1), in = x.size(2), units = weight.size(0);
+  const torch::Tensor xc = x.contiguous();
+  const torch::Tensor counts = num_points.to(torch::kInt32).contiguous();
+  const torch::Tensor wt = weight.t().contiguous();  // [in, units]: units innermost
+  const torch::Tensor sc = scale.contiguous(), sh = shift.contiguous();
+  torch::Tensor out = torch::empty({p, units}, x.options());
+  const float* xp = xc.data_ptr<float>();
+  const int32_t* np = counts.data_ptr<int32_t>();
+  const float* w = wt.data_ptr<float>();
+  const float* scp = sc.data_ptr<float>();
+  const float* shp = sh.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, p, 256, [&](int64_t begin, int64_t end) {
+    std::vector<float> z(units), hi(units), lo(units);
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t count = std::clamp<int64_t>(np[i], 0, n);
+      // Padded slots are zero points, whose product is 0: they take part in the max and min.
+      const float pad_hi = count < n ? 0.f : -std::numeric_limits<float>::infinity();
+      const float pad_lo = count < n ? 0.f : std::numeric_limits<float>::infinity();
+      std::fill(hi.begin(), hi.end(), pad_hi);
+      std::fill(lo.begin(), lo.end(), pad_lo);
+      for (int64_t k = 0; k < count; ++k) {
+        const float* pt = xp + (i * n + k) * in;
+        std::fill(z.begin(), z.end(), 0.f);
+        for (int64_t f = 0; f < in; ++f) {
+          const float v = pt[f];
+          const float* wr = w + f * units;
+          for (int64_t u = 0; u < units; ++u) z[u] += v * wr[u];
+        }
+        for (int64_t u = 0; u < units; ++u) {
+          hi[u] = std::max(hi[u], z[u]);
+          lo[u] = std::min(lo[u], z[u]);
+        }
+      }
+      float* o = op + i * units;
+      for (int64_t u = 0; u < units; ++u) {
+        // BatchNorm's scale may be negative: the larger of the two ends after it.
+        const float a = shp[u] + hi[u] * scp[u], b = shp[u] + lo[u] * scp[u];
+        o[u] = std::max(std::max(a, b), 0.f);
+      }
+    }
+  });
+  return out;
 }
 
 }  // namespace
@@ -78,27 +132,22 @@ torch::Tensor PfnLayerImpl::ForwardFolded(const torch::Tensor& x, const torch::T
   const auto& bn = norm->options;
   const torch::Tensor scale = norm->weight / torch::sqrt(norm->running_var + bn.eps());
   const torch::Tensor shift = norm->bias - norm->running_mean * scale;
-  const torch::Tensor w_t = linear->weight.t();
-  std::vector<torch::Tensor> parts;
-  // About 8 MiB of point features per chunk, reused across chunks.
-  const int64_t chunk = std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1));
   const bool needs_grad =
       torch::GradMode::is_enabled() && (x.requires_grad() || linear->weight.requires_grad() ||
                                         norm->weight.requires_grad() || norm->bias.requires_grad());
-  torch::Tensor z_buf;
-  if (!needs_grad) z_buf = torch::empty({std::min(chunk, p) * n, units}, x.options());
+  if (!needs_grad && x.scalar_type() == torch::kFloat32 && x.device().is_cpu()) {
+    return FoldedPillarKernel(x, num_points, linear->weight, scale, shift);
+  }
+  const torch::Tensor w_t = linear->weight.t();
+  std::vector<torch::Tensor> parts;
+  // About 8 MiB of point features per chunk.
+  const int64_t chunk = std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1));
   const torch::Tensor slots = torch::arange(n, num_points.options()).unsqueeze(0);
   for (int64_t s = 0; s < p; s += chunk) {
     const int64_t c = std::min(chunk, p - s);
     const torch::Tensor mask = (slots < num_points.narrow(0, s, c).unsqueeze(1)).unsqueeze(2);
     const torch::Tensor xm = x.narrow(0, s, c) * mask.to(x.scalar_type());
-    torch::Tensor z;
-    if (needs_grad) {  // out= variants are not differentiable
-      z = torch::mm(xm.view({c * n, in}), w_t);
-    } else {
-      z = z_buf.narrow(0, 0, c * n);
-      torch::mm_out(z, xm.view({c * n, in}), w_t);
-    }
+    const torch::Tensor z = torch::mm(xm.view({c * n, in}), w_t);
     const torch::Tensor z3 = z.view({c, n, units});
     const torch::Tensor hi = torch::addcmul(shift, z3.amax(1), scale);
     const torch::Tensor lo = torch::addcmul(shift, z3.amin(1), scale);

@@ -39,8 +39,9 @@ class PfnLayerImpl : public torch::nn::Module {
   // Inference form of a last layer: BN folded into a per-channel affine map applied after
   // the max. ReLU and an affine map with scale s are monotonic per channel, so
   // max_i ReLU(s·z_i + b) = ReLU(max(s·max_i z_i + b, s·min_i z_i + b)); the [P·N, C]
-  // point features are never materialised, only chunks of them. Padded slots are zeroed
-  // here (num_points [P]).
+  // point features are never materialised, only chunks of them. Padded slots count as
+  // zero points (num_points [P]). Without gradients, a CPU kernel visits only the valid
+  // points of each pillar.
   torch::Tensor ForwardFolded(const torch::Tensor& x, const torch::Tensor& num_points);
   bool last_layer() const { return last_; }
 

@@ -131,6 +131,34 @@ PyramidFusionImpl::PyramidFusionImpl(const PyramidConfig& cfg, int64_t in_channe
   }
 }
 
+void PyramidFusionImpl::Freeze() {
+  resnet->Freeze();
+  frozen_heads_.clear();
+  frozen_deblocks_.clear();
+  for (size_t l = 0; l < heads_.size(); ++l) {
+    frozen_heads_.emplace_back(*heads_[l], nullptr, /*relu=*/false);
+    const auto& seq = deblocks[l]->as<nn::SequentialImpl>();
+    frozen_deblocks_.emplace_back(*seq->ptr(0)->as<nn::ConvTranspose2dImpl>(),
+                                  seq->ptr(1)->as<nn::BatchNorm2dImpl>(), /*relu=*/true);
+  }
+}
+
+torch::Tensor PyramidFusionImpl::Head(int64_t level, const torch::Tensor& f) {
+  if (!is_training() && level < static_cast<int64_t>(frozen_heads_.size()) &&
+      frozen_heads_[level].usable()) {
+    return frozen_heads_[level](f);
+  }
+  return heads_[level](f);
+}
+
+torch::Tensor PyramidFusionImpl::Deblock(int64_t level, const torch::Tensor& fused) {
+  if (!is_training() && level < static_cast<int64_t>(frozen_deblocks_.size()) &&
+      frozen_deblocks_[level].usable()) {
+    return frozen_deblocks_[level](fused);
+  }
+  return deblocks[level]->as<nn::SequentialImpl>()->forward(fused);
+}
+
 PyramidOutput PyramidFusionImpl::forward(const torch::Tensor& x,
                                          const std::vector<int64_t>& record_len,
                                          const torch::Tensor& warps) {
@@ -162,7 +190,7 @@ PyramidOutput PyramidFusionImpl::forward(const torch::Tensor& x,
   for (int64_t l = 0; l < levels; ++l) {
     std::vector<torch::Tensor> occ, score;
     for (const torch::Tensor& f : level_feats[l]) {
-      occ.push_back(heads_[l](f));
+      occ.push_back(Head(l, f));
       score.push_back(torch::sigmoid(occ.back()) + 1e-4);
     }
     std::vector<torch::Tensor> frames;
@@ -177,7 +205,7 @@ PyramidOutput PyramidFusionImpl::forward(const torch::Tensor& x,
     level_feats[l].clear();  // free each level once fused
     const torch::Tensor fused =
         frames.size() == 1 ? frames.front().unsqueeze(0) : torch::stack(frames);
-    decoded.push_back(deblocks[l]->as<nn::SequentialImpl>()->forward(fused));
+    decoded.push_back(Deblock(l, fused));
     out.occupancy.push_back(occ.size() == 1 ? occ.front() : torch::cat(occ));
   }
   out.fused = decoded.size() == 1 ? decoded.front() : torch::cat(decoded, 1);

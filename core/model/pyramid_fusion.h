@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/config/model_config.h"
+#include "core/model/frozen_conv.h"
 #include "core/model/resnet.h"
 
 namespace qv2x {
@@ -40,12 +41,20 @@ class PyramidFusionImpl : public torch::nn::Module {
                         const torch::Tensor& warps);
   int64_t out_channels() const { return out_channels_; }
   int64_t num_levels() const { return static_cast<int64_t>(heads_.size()); }
+  // Eval forwards then run the trunk, the occupancy heads and the deblocks (BatchNorm and
+  // ReLU folded) frozen (frozen_conv.h), while those stay usable.
+  void Freeze();
+  // Level l's occupancy head on one agent's features and decoder on the fused map, as
+  // forward runs them (frozen or plain).
+  torch::Tensor Head(int64_t level, const torch::Tensor& f);
+  torch::Tensor Deblock(int64_t level, const torch::Tensor& fused);
 
   ResNetTrunk resnet{nullptr};
   torch::nn::ModuleList deblocks{nullptr};
 
  private:
   std::vector<torch::nn::Conv2d> heads_;  // single_head_<i>
+  std::vector<FrozenConv> frozen_heads_, frozen_deblocks_;
   int64_t out_channels_ = 0;
 };
 TORCH_MODULE(PyramidFusion);

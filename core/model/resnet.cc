@@ -21,6 +21,13 @@ nn::Sequential Shortcut(int64_t in, int64_t out, int64_t stride, double eps) {
   return nn::Sequential(Conv(in, out, 1, stride), Bn(out, eps));
 }
 
+FrozenConv FreezeShortcut(const nn::Sequential& downsample) {
+  if (!downsample) return {};
+  return FrozenConv(*downsample->ptr(0)->as<nn::Conv2dImpl>(),
+                    downsample->ptr(1)->as<nn::BatchNorm2dImpl>(),
+                    /*relu=*/false);
+}
+
 }  // namespace
 
 BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride,
@@ -34,7 +41,22 @@ BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride,
   }
 }
 
+void BasicBlockImpl::Freeze() {
+  frozen1_ = FrozenConv(*conv1, bn1.get(), /*relu=*/true);
+  frozen2_ = FrozenConv(*conv2, bn2.get(), /*relu=*/false);
+  frozen_down_ = FreezeShortcut(downsample);
+}
+
+bool BasicBlockImpl::Frozen() const {
+  return frozen1_.usable() && frozen2_.usable() && (!downsample || frozen_down_.usable());
+}
+
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
+  if (!is_training() && Frozen()) {
+    torch::Tensor out = frozen2_(frozen1_(x));
+    out += downsample ? frozen_down_(x) : x;
+    return out.relu_();
+  }
   torch::Tensor out = bn1(conv1(x)).relu_();
   out = bn2(conv2(out));
   out += downsample ? downsample->forward(x) : x;
@@ -57,7 +79,24 @@ BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride,
   }
 }
 
+void BottleneckImpl::Freeze() {
+  frozen1_ = FrozenConv(*conv1, bn1.get(), /*relu=*/true);
+  frozen2_ = FrozenConv(*conv2, bn2.get(), /*relu=*/true);
+  frozen3_ = FrozenConv(*conv3, bn3.get(), /*relu=*/false);
+  frozen_down_ = FreezeShortcut(downsample);
+}
+
+bool BottleneckImpl::Frozen() const {
+  return frozen1_.usable() && frozen2_.usable() && frozen3_.usable() &&
+         (!downsample || frozen_down_.usable());
+}
+
 torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
+  if (!is_training() && Frozen()) {
+    torch::Tensor out = frozen3_(frozen2_(frozen1_(x)));
+    out += downsample ? frozen_down_(x) : x;
+    return out.relu_();
+  }
   torch::Tensor out = bn1(conv1(x)).relu_();
   out = bn2(conv2(out)).relu_();
   out = bn3(conv3(out));
@@ -83,6 +122,15 @@ ResNetTrunkImpl::ResNetTrunkImpl(const ResNetSpec& spec) {
       inplanes = planes;
     }
     layers_.push_back(register_module("layer" + std::to_string(level), layer));
+  }
+}
+
+void ResNetTrunkImpl::Freeze() {
+  for (auto& layer : layers_) {
+    for (size_t i = 0; i < layer->size(); ++i) {
+      if (auto* b = layer->ptr(i)->as<BasicBlockImpl>()) b->Freeze();
+      if (auto* b = layer->ptr(i)->as<BottleneckImpl>()) b->Freeze();
+    }
   }
 }
 

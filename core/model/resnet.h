@@ -9,6 +9,8 @@
 
 #include <vector>
 
+#include "core/model/frozen_conv.h"
+
 namespace qv2x {
 
 // conv3x3 → BN → ReLU → conv3x3 → BN, plus identity (or 1x1 conv + BN), → ReLU.
@@ -16,11 +18,16 @@ class BasicBlockImpl : public torch::nn::Module {
  public:
   BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride, bool downsample, double bn_eps);
   torch::Tensor forward(const torch::Tensor& x);
+  // Eval forwards then run the frozen convs (frozen_conv.h) while they stay usable.
+  void Freeze();
 
  private:
+  bool Frozen() const;
+
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
   torch::nn::Sequential downsample{nullptr};
+  FrozenConv frozen1_, frozen2_, frozen_down_;
 };
 TORCH_MODULE(BasicBlock);
 
@@ -31,11 +38,15 @@ class BottleneckImpl : public torch::nn::Module {
   BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride, bool downsample, int64_t groups,
                  int64_t width_per_group, double bn_eps);
   torch::Tensor forward(const torch::Tensor& x);
+  void Freeze();  // as BasicBlockImpl::Freeze
 
  private:
+  bool Frozen() const;
+
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   torch::nn::Sequential downsample{nullptr};
+  FrozenConv frozen1_, frozen2_, frozen3_, frozen_down_;
 };
 TORCH_MODULE(Bottleneck);
 
@@ -58,6 +69,7 @@ class ResNetTrunkImpl : public torch::nn::Module {
   torch::Tensor RunLevel(int64_t level, const torch::Tensor& x) {
     return layers_[level]->forward(x);
   }
+  void Freeze();  // every block's
 
  private:
   std::vector<torch::nn::Sequential> layers_;

@@ -32,6 +32,7 @@ absl::StatusOr<RuntimeModel> LoadRuntimeModel(const std::string& config_path,
       }
     }
     m.detector->eval();
+    m.detector->FreezeForInference();
     m.checkpoint = checkpoint;
     m.codebook_digest = m.detector->codebook()->Digest();
     return m;

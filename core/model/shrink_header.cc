@@ -14,6 +14,20 @@ DoubleConvImpl::DoubleConvImpl(int64_t in, int64_t out, int64_t kernel, int64_t 
                      nn::ReLU(nn::ReLUOptions(true))));
 }
 
+torch::Tensor DoubleConvImpl::forward(const torch::Tensor& x) {
+  if (!is_training() && frozen1_.usable() && frozen2_.usable()) return frozen2_(frozen1_(x));
+  return double_conv->forward(x);
+}
+
+void DoubleConvImpl::Freeze() {
+  frozen1_ = FrozenConv(*double_conv->ptr(0)->as<nn::Conv2dImpl>(), nullptr, /*relu=*/true);
+  frozen2_ = FrozenConv(*double_conv->ptr(2)->as<nn::Conv2dImpl>(), nullptr, /*relu=*/true);
+}
+
+void ShrinkHeaderImpl::Freeze() {
+  for (const auto& layer : *layers) layer->as<DoubleConvImpl>()->Freeze();
+}
+
 ShrinkHeaderImpl::ShrinkHeaderImpl(const ShrinkConfig& cfg) {
   layers = register_module("layers", nn::ModuleList());
   layers->push_back(DoubleConv(cfg.input_dim, cfg.dim, cfg.kernel_size, cfg.stride, cfg.padding));

@@ -6,9 +6,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
+#include "core/model/bn_fold.h"
 #include "core/model/pyramid_fusion.h"
 #include "core/model/torch_status.h"
-#include "core/quant/bn_fold.h"
+#include "core/quant/int8_ops.h"
 
 namespace qv2x::quant {
 namespace {
@@ -95,7 +96,8 @@ at::Tensor ApplyAct(SimAct* act, const at::Tensor& x, const SimCtx& ctx) {
   if (act == nullptr) return x;
   if (ctx.observe) act->obs.Add(x);
   if (!ctx.quant_a) return x;
-  const at::Tensor q = FakeQuantAct(x, act->q);
+  // The grid this machine's integer kernels use (7 bits where they need the reduced range).
+  const at::Tensor q = FakeQuantAct(x, EngineActQuant(act->q));
   if (ctx.drop <= 0) return q;
   return torch::where(torch::rand_like(x) < ctx.drop, x, q);
 }

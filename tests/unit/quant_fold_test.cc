@@ -4,7 +4,7 @@
 #include <torch/torch.h>
 
 #include "core/model/checkpoint.h"
-#include "core/quant/bn_fold.h"
+#include "core/model/bn_fold.h"
 #include "core/quant/sim_net.h"
 #include "gtest/gtest.h"
 #include "tests/unit/quant_test_util.h"

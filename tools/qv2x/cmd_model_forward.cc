@@ -25,7 +25,8 @@ const char kModelForwardUsage[] =
     R"(usage: qv2x model inputs --config FILE (--scene SCENE.yaml | --dataset DIR) [--frame N]
                          --out IN.pth [--set key.path=value ...]
        qv2x model forward --config FILE --checkpoint CKPT --inputs IN.pth [--out OUT.pth]
-                          [--repeat N [--timing FILE.json]] [--threads N]
+                          [--repeat N [--timing FILE.json]] [--profile N] [--threads N]
+                          [--unfrozen]
                           [--set key.path=value ...]
 
 inputs   Collates frame N (default 0) of a scene or dataset as the trainer and `qv2x infer`
@@ -42,7 +43,13 @@ forward  Runs CKPT on IN.pth as the services do: every agent through the agent e
          shrink. bench/pytorch_reference.py check compares it with PyTorch.
          --repeat N times N more runs: one agent's encode, the ego half fusing every agent,
          and the whole frame (every agent encoded, then fused); prints the medians, and
-         --timing writes every run's seconds as JSON.)";
+         --timing writes every run's seconds as JSON.
+         --profile N runs the whole frame N more times under LibTorch's profiler and prints
+         where the time goes: self time per operator, then the convolutions (and matrix
+         products) by input shapes with their GFLOP/s; with --timing, the rows go into the
+         JSON too ("profile").
+         --unfrozen runs the plain eval layers instead of the services' frozen convolutions
+         (BatchNorm folded, ReLU fused, weights packed), to measure what freezing gives.)";
 
 namespace {
 
@@ -51,6 +58,38 @@ double MedianMs(std::vector<double> s) {
   std::sort(s.begin(), s.end());
   const size_t n = s.size();
   return 1e3 * (n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]));
+}
+
+// Self time per operator, then the ops LibTorch counts FLOPs for, by input shapes.
+void PrintProfile(const ForwardReport& r) {
+  double self_sum = 0;
+  for (const OpProfileRow& row : r.profile) self_sum += row.self_ms;
+  std::printf("\nprofile: one whole frame %.2f ms under the profiler, %.2f ms inside operators\n",
+              r.profile_frame_ms, self_sum);
+  std::printf("%-40s %8s %10s %7s\n", "operator", "calls", "self ms", "share");
+  const std::vector<OpProfileRow> by_name = ByOpName(r.profile);
+  for (size_t i = 0; i < by_name.size() && i < 20; ++i) {
+    const OpProfileRow& row = by_name[i];
+    std::printf("%-40s %8.0f %10.2f %6.1f%%\n", row.op.c_str(), row.calls, row.self_ms,
+                100 * row.self_ms / std::max(r.profile_frame_ms, 1e-9));
+  }
+  std::vector<OpProfileRow> counted;
+  for (const OpProfileRow& row : r.profile) {
+    if (row.gflop > 0 && row.total_ms > 0) counted.push_back(row);
+  }
+  std::sort(counted.begin(), counted.end(),
+            [](const OpProfileRow& a, const OpProfileRow& b) { return a.total_ms > b.total_ms; });
+  std::printf(
+      "\nthe counted operators by total time (sgemm 2048^3 on this machine now: %.1f "
+      "GFLOP/s)\n%-14s %6s %9s %7s %8s %6s  %s\n",
+      r.sgemm_gflops, "operator", "calls", "total ms", "GFLOP", "GFLOP/s", "sgemm", "input shapes");
+  for (size_t i = 0; i < counted.size() && i < 20; ++i) {
+    const OpProfileRow& row = counted[i];
+    const double rate = row.gflop / (row.total_ms / 1e3);
+    std::printf("%-14s %6.0f %9.2f %7.3f %8.1f %5.0f%%  %s\n", row.op.c_str(), row.calls,
+                row.total_ms, row.gflop, rate, 100 * rate / std::max(r.sgemm_gflops, 1e-9),
+                row.shapes.c_str());
+  }
 }
 
 std::string PillarCounts(const CollatedFrame& frame) {
@@ -101,15 +140,22 @@ absl::Status RunForwardCommand(Args& args) {
   QV2X_ASSIGN_OR_RETURN(int64_t repeat, args.IntOr("repeat", 0));
   const std::string timing = args.GetOr("timing", "");
   QV2X_ASSIGN_OR_RETURN(int64_t threads, args.IntOr("threads", 0));
+  QV2X_ASSIGN_OR_RETURN(int64_t profile, args.IntOr("profile", 0));
+  options.freeze = !args.Switch("unfrozen");
   const std::vector<std::string> overrides = args.All("set");
   QV2X_RETURN_IF_ERROR(args.Finish());
   if (repeat < 0 || repeat > 100000) {
     return absl::InvalidArgumentError(absl::StrCat("--repeat must be 0 to 100000, got ", repeat));
   }
-  if (options.out.empty() && repeat == 0) {
-    return absl::InvalidArgumentError("give --out, --repeat or both (nothing to do otherwise)");
+  if (profile < 0 || profile > 10000) {
+    return absl::InvalidArgumentError(absl::StrCat("--profile must be 0 to 10000, got ", profile));
+  }
+  if (options.out.empty() && repeat == 0 && profile == 0) {
+    return absl::InvalidArgumentError(
+        "give --out, --repeat or --profile (nothing to do otherwise)");
   }
   if (!timing.empty() && repeat == 0) return absl::InvalidArgumentError("--timing needs --repeat");
+  options.profile_runs = static_cast<int>(profile);
   if (threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
   options.repeat = static_cast<int>(repeat);
   if (threads > 0) SetIntraOpThreads(static_cast<int>(threads));
@@ -132,23 +178,39 @@ absl::Status RunForwardCommand(Args& args) {
         static_cast<long long>(repeat), MedianMs(r.encode_s), frame.agents.size(),
         MedianMs(r.fuse_s), MedianMs(r.frame_s));
   }
+  if (profile > 0) PrintProfile(r);
   if (!timing.empty()) {
     std::vector<int> pillars;
     for (const AgentInput& a : frame.agents) pillars.push_back(a.pillars.num_pillars);
-    const nlohmann::json j = {{"checkpoint", checkpoint},
-                              {"config", config},
-                              {"inputs", inputs},
-                              {"agents", frame.agents.size()},
-                              {"pillars", pillars},
-                              {"threads", threads},
-                              {"repeat", repeat},
-                              {"encode_s", r.encode_s},
-                              {"fuse_s", r.fuse_s},
-                              {"frame_s", r.frame_s},
-                              {"median_ms",
-                               {{"encode", MedianMs(r.encode_s)},
-                                {"fuse", MedianMs(r.fuse_s)},
-                                {"frame", MedianMs(r.frame_s)}}}};
+    nlohmann::json j = {{"checkpoint", checkpoint},
+                        {"config", config},
+                        {"inputs", inputs},
+                        {"agents", frame.agents.size()},
+                        {"pillars", pillars},
+                        {"threads", threads},
+                        {"repeat", repeat},
+                        {"encode_s", r.encode_s},
+                        {"fuse_s", r.fuse_s},
+                        {"frame_s", r.frame_s},
+                        {"median_ms",
+                         {{"encode", MedianMs(r.encode_s)},
+                          {"fuse", MedianMs(r.fuse_s)},
+                          {"frame", MedianMs(r.frame_s)}}}};
+    if (profile > 0) {
+      nlohmann::json rows = nlohmann::json::array();
+      for (const OpProfileRow& row : r.profile) {
+        rows.push_back({{"op", row.op},
+                        {"shapes", row.shapes},
+                        {"calls", row.calls},
+                        {"self_ms", row.self_ms},
+                        {"total_ms", row.total_ms},
+                        {"gflop", row.gflop}});
+      }
+      j["profile"] = {{"runs", profile},
+                      {"frame_ms", r.profile_frame_ms},
+                      {"sgemm_gflops", r.sgemm_gflops},
+                      {"rows", rows}};
+    }
     std::ofstream f(timing);
     f << j.dump(2) << "\n";
     if (!f) return absl::InternalError(absl::StrCat("could not write ", timing));

@@ -1,11 +1,11 @@
 // Folding an inference-mode BatchNorm into the conv / linear / transposed conv before it
 // (SPEC §7): y = γ (W x + b − μ) / √(σ² + ε) + β  =  W' x + b'.
-#ifndef QV2X_CORE_QUANT_BN_FOLD_H_
-#define QV2X_CORE_QUANT_BN_FOLD_H_
+#ifndef QV2X_CORE_MODEL_BN_FOLD_H_
+#define QV2X_CORE_MODEL_BN_FOLD_H_
 
 #include <ATen/core/Tensor.h>
 
-namespace qv2x::quant {
+namespace qv2x {
 
 struct BnParams {
   at::Tensor weight, bias, running_mean, running_var;  // [C]
@@ -27,6 +27,6 @@ FoldedLayer FoldBatchNorm(const at::Tensor& weight, const at::Tensor& bias, cons
 // weight [in, out, s, s], bias [out] → weight [out·s², in, 1, 1], bias [out·s²].
 FoldedLayer DeconvAsConv1x1(const at::Tensor& weight, const at::Tensor& bias);
 
-}  // namespace qv2x::quant
+}  // namespace qv2x
 
-#endif  // QV2X_CORE_QUANT_BN_FOLD_H_
+#endif  // QV2X_CORE_MODEL_BN_FOLD_H_

@@ -1,10 +1,10 @@
-#include "core/quant/bn_fold.h"
+#include "core/model/bn_fold.h"
 
 #include <torch/torch.h>
 
 #include <vector>
 
-namespace qv2x::quant {
+namespace qv2x {
 
 FoldedLayer FoldBatchNorm(const at::Tensor& weight, const at::Tensor& bias, const BnParams& bn,
                           int64_t out_axis) {
@@ -33,4 +33,4 @@ FoldedLayer DeconvAsConv1x1(const at::Tensor& weight, const at::Tensor& bias) {
   return f;
 }
 
-}  // namespace qv2x::quant
+}  // namespace qv2x
