@@ -27,8 +27,10 @@ test: build
 test-unit: build
 	cd $(BUILD_DIR) && ctest $(CTEST_FLAGS) -j $(JOBS) -L unit
 
+# Every benchmark binary and the PyTorch side-by-side; bench/results/latest.json and one
+# table (scripts/bench-report.py). BENCH_FLAGS=--no-pytorch skips the PyTorch side.
 bench: build
-	@for b in $(BUILD_DIR)/bench/*_bench; do echo "== $$b"; OMP_WAIT_POLICY=PASSIVE $$b --benchmark_min_time=0.2; done
+	/usr/bin/python3 scripts/bench-report.py --build $(BUILD_DIR) $(BENCH_FLAGS)
 
 # The whole story on 127.0.0.1 (scripts/demo/demo.py): Prometheus + the 4-agent scene +
 # trainer + quantizer; stages 1-3 through the trainer RPC, PTQ, a live roll-out of the new
