@@ -16,14 +16,15 @@ absl::StatusOr<CellSelection> ParseCellSelection(absl::string_view text) {
       !(sel.min_height_span_m >= 0) ||
       (plus != absl::string_view::npos &&
        (!absl::SimpleAtoi(text.substr(plus + 1), &sel.dilation_cells) || sel.dilation_cells < 0))) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "expected SPAN or SPAN+DILATION (metres >= 0, cells >= 0), got '", text, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected SPAN or SPAN+DILATION (metres >= 0, cells >= 0), got '", text, "'"));
   }
   return sel;
 }
 
 absl::StatusOr<std::vector<uint8_t>> SelectCells(const Pillars& pillars, int64_t feature_h,
-                                                 int64_t feature_w, const CellSelection& selection) {
+                                                 int64_t feature_w,
+                                                 const CellSelection& selection) {
   const int64_t grid_h = pillars.grid_h, grid_w = pillars.grid_w;
   if (feature_h <= 0 || feature_w <= 0 || grid_h % feature_h != 0 || grid_w % feature_w != 0 ||
       grid_h / feature_h != grid_w / feature_w) {
@@ -32,9 +33,9 @@ absl::StatusOr<std::vector<uint8_t>> SelectCells(const Pillars& pillars, int64_t
                                                    "x", grid_w, " pillar grid"));
   }
   if (!(selection.min_height_span_m >= 0) || selection.dilation_cells < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cell selection: min_height_span_m ", selection.min_height_span_m, " and dilation_cells ",
-        selection.dilation_cells, " must not be negative"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cell selection: min_height_span_m ", selection.min_height_span_m,
+                     " and dilation_cells ", selection.dilation_cells, " must not be negative"));
   }
   const int64_t stride = grid_h / feature_h;
   const int64_t cells = feature_h * feature_w;
