@@ -60,27 +60,27 @@ absl::StatusOr<EncodedSweep> AgentModel::Encode(const PointCloud& sweep, Precisi
   const StageConfig& cfg = impl_->fp32.cfg;
   const Pillars pillars =
       Pillarize(CropPoints(sweep, cfg.preprocess), cfg.preprocess, PillarMode::kTest);
-  QV2X_ASSIGN_OR_RETURN(EncodedSweep out,
-                        TorchCall("encode", [&]() -> absl::StatusOr<EncodedSweep> {
-    torch::NoGradGuard no_grad;
-    torch::Tensor indices;
-    if (precision == Precision::kInt8) {
-      QV2X_ASSIGN_OR_RETURN(indices, impl_->int8->EncodeIndices(pillars));
-    } else {
-      QV2X_ASSIGN_OR_RETURN(AgentEncoding enc,
-                            impl_->fp32.detector->agent_encoder()->Encode(pillars));
-      indices = enc.indices;
-    }
-    EncodedSweep out;
-    const torch::Tensor idx = indices.to(torch::kInt32).contiguous();
-    out.grid = {idx.size(0), idx.size(1), idx.size(2), cfg.model.codebook.dict_size};
-    out.indices.assign(idx.data_ptr<int32_t>(), idx.data_ptr<int32_t>() + idx.numel());
-    // What sending the backbone's FP32 feature map instead would cost.
-    out.fp32_feature_bytes = static_cast<uint64_t>(cfg.model.codebook.channel) * idx.size(1) *
-                             idx.size(2) * sizeof(float);
-    out.num_pillars = pillars.num_pillars;
-    return out;
-  }));
+  QV2X_ASSIGN_OR_RETURN(
+      EncodedSweep out, TorchCall("encode", [&]() -> absl::StatusOr<EncodedSweep> {
+        torch::NoGradGuard no_grad;
+        torch::Tensor indices;
+        if (precision == Precision::kInt8) {
+          QV2X_ASSIGN_OR_RETURN(indices, impl_->int8->EncodeIndices(pillars));
+        } else {
+          QV2X_ASSIGN_OR_RETURN(AgentEncoding enc,
+                                impl_->fp32.detector->agent_encoder()->Encode(pillars));
+          indices = enc.indices;
+        }
+        EncodedSweep out;
+        const torch::Tensor idx = indices.to(torch::kInt32).contiguous();
+        out.grid = {idx.size(0), idx.size(1), idx.size(2), cfg.model.codebook.dict_size};
+        out.indices.assign(idx.data_ptr<int32_t>(), idx.data_ptr<int32_t>() + idx.numel());
+        // What sending the backbone's FP32 feature map instead would cost.
+        out.fp32_feature_bytes = static_cast<uint64_t>(cfg.model.codebook.channel) * idx.size(1) *
+                                 idx.size(2) * sizeof(float);
+        out.num_pillars = pillars.num_pillars;
+        return out;
+      }));
   if (sparse != nullptr) {
     QV2X_ASSIGN_OR_RETURN(out.cell_mask,
                           SelectCells(pillars, out.grid.height, out.grid.width, *sparse));

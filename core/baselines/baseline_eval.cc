@@ -343,9 +343,9 @@ absl::StatusOr<BaselineRun> EvaluateFusionBaselines(Detector& model, const Frame
         sent[k] = enc[k].enc;
         if (k > 0) {  // the ego's own map never travels
           const torch::Tensor& idx = enc[k].enc.indices;
-          QV2X_ASSIGN_OR_RETURN(std::vector<uint8_t> mask,
-                                SelectCells(c.agents[k].pillars, idx.size(1), idx.size(2),
-                                            options.sparse[j]));
+          QV2X_ASSIGN_OR_RETURN(
+              std::vector<uint8_t> mask,
+              SelectCells(c.agents[k].pillars, idx.size(1), idx.size(2), options.sparse[j]));
           QV2X_RETURN_IF_ERROR(runner.IndexBytes(headers[k], enc[k].enc, &mask, st));
           const torch::Tensor keep =
               torch::from_blob(mask.data(), {1, idx.size(1), idx.size(2)}, torch::kUInt8)

@@ -23,11 +23,11 @@
 namespace qv2x {
 
 struct AugmentConfig {
-  double flip_probability = 0;  // in [0, 1]
-  double rotate_deg = 0;        // in [0, 180]
-  double agent_dropout = 0;     // in [0, 1)
-  double sparse_probability = 0;                // in [0, 1]
-  std::array<double, 2> sparse_span_m{0, 1};    // [lo, hi] in [0, 100]
+  double flip_probability = 0;                     // in [0, 1]
+  double rotate_deg = 0;                           // in [0, 180]
+  double agent_dropout = 0;                        // in [0, 1)
+  double sparse_probability = 0;                   // in [0, 1]
+  std::array<double, 2> sparse_span_m{0, 1};       // [lo, hi] in [0, 100]
   std::array<int, 2> sparse_dilation_cells{0, 2};  // [lo, hi] in [0, 64]
 
   bool Any() const {

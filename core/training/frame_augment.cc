@@ -73,7 +73,8 @@ Augmentation DrawAugmentation(const AugmentConfig& config, const SceneFrame& fra
     const bool sparse = rng.Uniform() < config.sparse_probability;
     CellSelection sel;
     sel.min_height_span_m = rng.Uniform(config.sparse_span_m[0], config.sparse_span_m[1]);
-    const double d = rng.Uniform(config.sparse_dilation_cells[0], config.sparse_dilation_cells[1] + 1);
+    const double d =
+        rng.Uniform(config.sparse_dilation_cells[0], config.sparse_dilation_cells[1] + 1);
     sel.dilation_cells = std::min(config.sparse_dilation_cells[1], static_cast<int>(d));
     if (sparse && frame.agents[i].agent_id != frame.ego_id) {
       a.sparse_agents.emplace_back(frame.agents[i].agent_id, sel);

@@ -24,8 +24,8 @@ namespace qv2x {
 
 struct Augmentation {
   bool mirror = false;
-  double turn_rad = 0;              // of the ego's view, counter-clockwise
-  std::vector<int> dropped_agents;  // agent ids left out
+  double turn_rad = 0;                                       // of the ego's view, counter-clockwise
+  std::vector<int> dropped_agents;                           // agent ids left out
   std::vector<std::pair<int, CellSelection>> sparse_agents;  // agent id, what it sends
 };
 

@@ -47,9 +47,8 @@ class SparseMessagesTest : public ClusterTest {
   }
 
   std::unique_ptr<v1::AgentControl::Stub> Control(int id) {
-    return v1::AgentControl::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", agent_ports_[id].grpc),
-                            grpc::InsecureChannelCredentials()));
+    return v1::AgentControl::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", agent_ports_[id].grpc), grpc::InsecureChannelCredentials()));
   }
 
   std::string digest_;
@@ -92,7 +91,8 @@ TEST_F(SparseMessagesTest, SparseAgentsSendFewerCellsAndSwitchLive) {
     req.mutable_sparsity()->set_enabled(true);
     req.mutable_sparsity()->set_min_height_span_m(-1);
     v1::ControlReply reply;
-    EXPECT_EQ(stub->SetSparsity(&ctx, req, &reply).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(stub->SetSparsity(&ctx, req, &reply).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
   }
   grpc::ClientContext ctx;
   v1::ControlReply reply;
@@ -126,9 +126,8 @@ TEST_F(SparseMessagesTest, ADictionaryFusionDoesNotHoldIsRefusedAndTheOthersFuse
     EXPECT_EQ(Contribution(f, 1), nullptr) << "frame " << f.frame_id();
   }
   const auto fm = Metrics(fusion_ports_.metrics);
-  EXPECT_GE(qv2x::testing::SumOf(fm, "qv2x_fusion_rejected_messages_total",
-                                 {"reason=\"dictionary\""}),
-            4)
+  EXPECT_GE(
+      qv2x::testing::SumOf(fm, "qv2x_fusion_rejected_messages_total", {"reason=\"dictionary\""}), 4)
       << Logs();
   EXPECT_TRUE(qv2x::testing::Serving(fusion_ports_.grpc));
 }

@@ -131,7 +131,8 @@ TEST(Detector, SparseAgentsJointEqualsRuntimeDecode) {
       const int64_t h = m.indices.size(1), w = m.indices.size(2);
       auto mask = SelectCells(f.agents[i].pillars, h, w, *f.agents[i].sparse);
       ASSERT_TRUE(mask.ok()) << mask.status();
-      const torch::Tensor keep = torch::from_blob(mask->data(), {1, h, w}, torch::kUInt8).to(torch::kBool);
+      const torch::Tensor keep =
+          torch::from_blob(mask->data(), {1, h, w}, torch::kUInt8).to(torch::kBool);
       m.indices = m.indices.masked_fill(keep.logical_not(), kUnsentCode);
       unsent = (~keep).sum().item<int64_t>();
       cells = h * w;

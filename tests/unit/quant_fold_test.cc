@@ -3,8 +3,8 @@
 // (unquantized) simulated model reproduces the FP32 detector.
 #include <torch/torch.h>
 
-#include "core/model/checkpoint.h"
 #include "core/model/bn_fold.h"
+#include "core/model/checkpoint.h"
 #include "core/quant/sim_net.h"
 #include "gtest/gtest.h"
 #include "tests/unit/quant_test_util.h"

@@ -48,12 +48,11 @@ TEST_F(SecurityUnitTest, OnlyStatusWatchAndFeatureRpcsAreReadOnly) {
                         "/qv2x.v1.Trainer/ListJobs", "/grpc.health.v1.Health/Check"}) {
     EXPECT_TRUE(IsReadOnlyMethod(m)) << m;
   }
-  for (const char* m :
-       {"/qv2x.v1.Fusion/SetPrecision", "/qv2x.v1.Fusion/LoadModel",
-        "/qv2x.v1.Fusion/RetireCodebook", "/qv2x.v1.AgentControl/LoadModel",
-        "/qv2x.v1.AgentControl/SetSparsity",
-        "/qv2x.v1.Trainer/RunStage", "/qv2x.v1.Trainer/CancelJob", "/qv2x.v1.Quantizer/Quantize",
-        "/qv2x.v1.Quantizer/CancelQuantize", "/qv2x.v1.Fusion/SomeFutureRpc", ""}) {
+  for (const char* m : {"/qv2x.v1.Fusion/SetPrecision", "/qv2x.v1.Fusion/LoadModel",
+                        "/qv2x.v1.Fusion/RetireCodebook", "/qv2x.v1.AgentControl/LoadModel",
+                        "/qv2x.v1.AgentControl/SetSparsity", "/qv2x.v1.Trainer/RunStage",
+                        "/qv2x.v1.Trainer/CancelJob", "/qv2x.v1.Quantizer/Quantize",
+                        "/qv2x.v1.Quantizer/CancelQuantize", "/qv2x.v1.Fusion/SomeFutureRpc", ""}) {
     EXPECT_FALSE(IsReadOnlyMethod(m)) << m;
   }
 }

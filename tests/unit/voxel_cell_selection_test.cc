@@ -17,7 +17,7 @@ VoxelConfig Range() {
 }
 
 absl::StatusOr<std::vector<uint8_t>> Select(const PointCloud& pts, const CellSelection& sel,
-                                             int64_t h = 8, int64_t w = 16) {
+                                            int64_t h = 8, int64_t w = 16) {
   return SelectCells(Pillarize(pts, Range(), PillarMode::kTest), h, w, sel);
 }
 

@@ -66,8 +66,7 @@ absl::StatusOr<std::vector<std::string>> CollectMaps(RuntimeModel& model, const 
                             codec::RawSymbols(values, g, sparse ? &mask : nullptr));
       samples.push_back(std::move(raw));
     }
-    std::fprintf(stderr, "\r%s: frame %zu/%zu (%zu maps)", scene.c_str(), k + 1, n,
-                 samples.size());
+    std::fprintf(stderr, "\r%s: frame %zu/%zu (%zu maps)", scene.c_str(), k + 1, n, samples.size());
   }
   std::fprintf(stderr, "\n");
   return samples;
@@ -80,8 +79,8 @@ std::pair<double, double> MeanBytes(const std::vector<std::string>& maps,
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
   for (const std::string& raw : maps) {
     std::string buf(ZSTD_compressBound(raw.size()), '\0');
-    plain += static_cast<double>(
-        ZSTD_compress(buf.data(), buf.size(), raw.data(), raw.size(), level));
+    plain +=
+        static_cast<double>(ZSTD_compress(buf.data(), buf.size(), raw.data(), raw.size(), level));
     with += static_cast<double>(ZSTD_compress_usingCDict(cctx, buf.data(), buf.size(), raw.data(),
                                                          raw.size(), dict.cdict()));
   }
@@ -108,7 +107,8 @@ absl::Status RunTrainDict(Args& args) {
   std::optional<CellSelection> sparse;
   if (!sparse_text.empty()) {
     absl::StatusOr<CellSelection> sel = ParseCellSelection(sparse_text);
-    if (!sel.ok()) return absl::InvalidArgumentError(absl::StrCat("--sparse: ", sel.status().message()));
+    if (!sel.ok())
+      return absl::InvalidArgumentError(absl::StrCat("--sparse: ", sel.status().message()));
     sparse = *sel;
   }
   QV2X_ASSIGN_OR_RETURN(RuntimeModel model, LoadRuntimeModel(config, checkpoint));
@@ -116,8 +116,9 @@ absl::Status RunTrainDict(Args& args) {
   model.detector->eval();
   QV2X_ASSIGN_OR_RETURN(std::vector<std::string> samples,
                         CollectMaps(model, scene, frames, sparse));
-  QV2X_ASSIGN_OR_RETURN(auto dict, codec::ZstdDictionary::Train(
-                                       samples, static_cast<size_t>(max_bytes), static_cast<int>(level)));
+  QV2X_ASSIGN_OR_RETURN(auto dict,
+                        codec::ZstdDictionary::Train(samples, static_cast<size_t>(max_bytes),
+                                                     static_cast<int>(level)));
   QV2X_RETURN_IF_ERROR(WriteFileAtomic(out, dict->bytes()));
   std::printf("wrote %s: %zu bytes, digest %s, zstd dictionary id %u\n", out.c_str(),
               dict->bytes().size(), dict->digest().c_str(), dict->id());

@@ -92,7 +92,8 @@ absl::StatusOr<std::vector<CellSelection>> ParseSelections(const std::string& li
   if (list.empty()) return out;
   for (absl::string_view item : absl::StrSplit(list, ',')) {
     absl::StatusOr<CellSelection> sel = ParseCellSelection(item);
-    if (!sel.ok()) return absl::InvalidArgumentError(absl::StrCat("--sparse: ", sel.status().message()));
+    if (!sel.ok())
+      return absl::InvalidArgumentError(absl::StrCat("--sparse: ", sel.status().message()));
     out.push_back(*sel);
   }
   return out;
@@ -188,7 +189,8 @@ absl::Status RunInfer(Args& args) {
     return absl::InvalidArgumentError("--stage1-config and --stage1-checkpoint need --fusion all");
   }
   if (table_mode && !render_dir.empty()) {
-    return absl::InvalidArgumentError("--render draws one method: not with --fusion all or --sparse");
+    return absl::InvalidArgumentError(
+        "--render draws one method: not with --fusion all or --sparse");
   }
   std::vector<FusionMethod> methods;
   if (all) {

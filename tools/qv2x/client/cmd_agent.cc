@@ -1,5 +1,5 @@
-// `qv2x agent status|set-precision|load|set-sparsity`: control of a running agent (qv2x.v1.AgentControl),
-// and `qv2x watch`: the fusion service's live detections.
+// `qv2x agent status|set-precision|load|set-sparsity`: control of a running agent
+// (qv2x.v1.AgentControl), and `qv2x watch`: the fusion service's live detections.
 #include <cstdio>
 #include <filesystem>
 
@@ -161,7 +161,8 @@ absl::Status RunAgent(Args& args) {
       }
       req.mutable_sparsity()->set_enabled(true);
       req.mutable_sparsity()->set_min_height_span_m(span);
-      req.mutable_sparsity()->set_dilation_cells(static_cast<uint32_t>(std::max<int64_t>(0, dilation)));
+      req.mutable_sparsity()->set_dilation_cells(
+          static_cast<uint32_t>(std::max<int64_t>(0, dilation)));
     }
     QV2X_RETURN_IF_ERROR(services::FromGrpc(stub->SetSparsity(&ctx, req, &reply)));
   } else {
