@@ -3,8 +3,8 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/record_function.h>
 
+#include <algorithm>
 #include <atomic>
-#include <map>
 #include <mutex>
 
 #include "core/model/bn_fold.h"
@@ -38,7 +38,8 @@ std::vector<int64_t> Vec(const torch::ExpandingArray<2>& a) { return {a->at(0), 
 // Packed weights per input size (a service sees one size per model; a test may see more).
 struct FrozenConv::PackCache {
   std::mutex mu;
-  std::map<std::vector<int64_t>, c10::IValue> contexts;
+  // Searched by the input's sizes without copying them: a hit allocates nothing.
+  std::vector<std::pair<std::vector<int64_t>, c10::IValue>> contexts;
 };
 
 bool PackedConvolutionsAvailable() { return Ops().prepack && Ops().run; }
@@ -134,9 +135,11 @@ torch::Tensor FrozenConv::operator()(const torch::Tensor& x) const {
     c10::IValue context;
     {
       std::lock_guard<std::mutex> lock(packed_->mu);
-      const std::vector<int64_t> size = x.sizes().vec();
-      auto it = packed_->contexts.find(size);
-      if (it == packed_->contexts.end()) {
+      auto& contexts = packed_->contexts;
+      auto it = std::find_if(contexts.begin(), contexts.end(),
+                             [&](const auto& c) { return x.sizes() == c10::IntArrayRef(c.first); });
+      if (it == contexts.end()) {
+        const std::vector<int64_t> size = x.sizes().vec();
         torch::jit::Stack stack{weight_,
                                 bias_,
                                 c10::IValue(stride_),
@@ -146,7 +149,7 @@ torch::Tensor FrozenConv::operator()(const torch::Tensor& x) const {
                                 c10::IValue(size),
                                 std::string(relu_ ? "relu" : "none")};
         Ops().prepack->callBoxed(&stack);
-        it = packed_->contexts.emplace(size, std::move(stack.at(0))).first;
+        it = contexts.emplace(contexts.end(), size, std::move(stack.at(0)));
       }
       context = it->second;
     }

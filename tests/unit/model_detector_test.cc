@@ -18,6 +18,22 @@ using Shape = std::vector<int64_t>;
 const std::vector<Pose> kFourAgents = {
     {0, 0, 0, 0, 0, 0}, {8, 2, 0, 0, 30, 0}, {-5, -1, 0, 0, 180, 0}, {3, -3, 0, 0, -90, 0}};
 
+// What the ego service runs on `messages` equals the joint eval forward of `f`; returns
+// the joint output (empty heads when a forward failed, with the failure recorded).
+DetectorOutput ExpectFuseEqualsJoint(Detector& model, const CollatedFrame& f,
+                                     const std::vector<AgentMessage>& messages) {
+  auto split = model->ego_fusion()->Fuse(messages);
+  torch::NoGradGuard g;
+  auto joint = RunDetector(model, {&f});
+  EXPECT_TRUE(split.ok()) << split.status();
+  EXPECT_TRUE(joint.ok()) << joint.status();
+  if (!split.ok() || !joint.ok()) return {};
+  EXPECT_TRUE(torch::allclose(split->cls, joint->cls, 1e-4, 1e-5));
+  EXPECT_TRUE(torch::allclose(split->reg, joint->reg, 1e-4, 1e-5));
+  EXPECT_TRUE(torch::allclose(split->dir, joint->dir, 1e-4, 1e-5));
+  return *joint;
+}
+
 TEST(Detector, TinyShapesStage1AndCodebook) {
   for (bool codebook : {false, true}) {
     SCOPED_TRACE(codebook ? "codebook" : "stage 1");
@@ -96,14 +112,7 @@ TEST(Detector, SplitEqualsJointForward) {
       m.warp = f.warp_to_ego[i];
       messages.push_back(m);
     }
-    auto split = (*model)->ego_fusion()->Fuse(messages);
-    ASSERT_TRUE(split.ok()) << split.status();
-    torch::NoGradGuard g;
-    auto joint = RunDetector(*model, {&f});
-    ASSERT_TRUE(joint.ok());
-    EXPECT_TRUE(torch::allclose(split->cls, joint->cls, 1e-4, 1e-5));
-    EXPECT_TRUE(torch::allclose(split->reg, joint->reg, 1e-4, 1e-5));
-    EXPECT_TRUE(torch::allclose(split->dir, joint->dir, 1e-4, 1e-5));
+    ExpectFuseEqualsJoint(*model, f, messages);
   }
 }
 
@@ -142,18 +151,14 @@ TEST(Detector, SparseAgentsJointEqualsRuntimeDecode) {
   }
   ASSERT_GT(unsent, 0);
   ASSERT_LT(unsent, cells);
-  auto split = (*model)->ego_fusion()->Fuse(messages);
-  ASSERT_TRUE(split.ok()) << split.status();
-  torch::NoGradGuard g;
-  auto joint = RunDetector(*model, {&f});
-  ASSERT_TRUE(joint.ok());
-  EXPECT_TRUE(torch::allclose(split->cls, joint->cls, 1e-4, 1e-5));
-  EXPECT_TRUE(torch::allclose(split->reg, joint->reg, 1e-4, 1e-5));
+  const DetectorOutput joint = ExpectFuseEqualsJoint(*model, f, messages);
+  ASSERT_TRUE(joint.cls.defined());
   // And the selection matters: the same frame dense differs.
   f.agents[1].sparse.reset();
+  torch::NoGradGuard g;
   auto dense = RunDetector(*model, {&f});
   ASSERT_TRUE(dense.ok());
-  EXPECT_FALSE(torch::allclose(dense->cls, joint->cls, 1e-4, 1e-5));
+  EXPECT_FALSE(torch::allclose(dense->cls, joint.cls, 1e-4, 1e-5));
 }
 
 TEST(Detector, TrainingGradientsReachEveryParameter) {
