@@ -9,7 +9,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "agent/agent_runner.h"
-#include "core/model/runtime_model.h"
+#include "core/model/intra_op_threads.h"
 #include "services/log.h"
 #include "services/model_paths.h"
 #include "services/security_flags.h"

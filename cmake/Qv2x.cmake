@@ -53,5 +53,33 @@ function(qv2x_torch_module name dir)
   # -pthread on the library and (PUBLIC) its users, so that test targets, which get it from
   # GoogleTest, can reuse the precompiled header.
   target_compile_options(${name} PUBLIC -pthread)
-  target_precompile_headers(${name} PRIVATE <torch/torch.h>)
+  if(name STREQUAL "qv2x_model")
+    target_precompile_headers(${name} PRIVATE <torch/torch.h>)
+  else()
+    qv2x_torch_pch(${name})
+  endif()
+endfunction()
+
+# qv2x_torch_pch(TARGET [source ...]): the listed sources of TARGET (all of them when none is
+# listed) include qv2x_model's precompiled <torch/torch.h>. One header for the whole tree:
+# each one costs 70-120 s to build and 700 MB; a file that parses <torch/torch.h> itself
+# costs 40-80 s. The other sources skip it, since loading it costs ~10 s.
+function(qv2x_torch_pch target)
+  target_precompile_headers(${target} REUSE_FROM qv2x_model)
+  if(NOT ARGN)
+    return()
+  endif()
+  set(_users)
+  foreach(_src ${ARGN})
+    get_filename_component(_n ${_src} NAME)
+    list(APPEND _users ${_n})
+  endforeach()
+  get_target_property(_srcs ${target} SOURCES)
+  foreach(_src ${_srcs})
+    get_filename_component(_n ${_src} NAME)
+    if(NOT _n IN_LIST _users)
+      set_source_files_properties(${_src} TARGET_DIRECTORY ${target}
+                                  PROPERTIES SKIP_PRECOMPILE_HEADERS ON)
+    endif()
+  endforeach()
 endfunction()

@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "core/model/runtime_model.h"
+#include "core/model/intra_op_threads.h"
 #include "core/sim/scene_config.h"
 #include "fusion_server/fusion_service.h"
 #include "services/agent_identity.h"

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "core/geometry/transform.h"
+#include "core/model/intra_op_threads.h"
 #include "core/model/runtime_model.h"
 #include "core/sim/scene_config.h"
 #include "fusion_server/frame_assembler.h"

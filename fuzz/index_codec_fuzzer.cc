@@ -94,12 +94,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const int64_t plane = grid.height * grid.width;
     const uint64_t mask_bytes = qv2x::codec::MaskBytes(plane);
     const uint64_t per_cell =
-        grid.levels * (in.encoding == IndexEncoding::kZstd ? qv2x::codec::SymbolBytes(grid.dict_size)
-                                                           : 1);
+        grid.levels *
+        (in.encoding == IndexEncoding::kZstd ? qv2x::codec::SymbolBytes(grid.dict_size) : 1);
     if (!(data[5] & 8)) {
       in.sent_cells = data[5] >> 4;
     } else if (in.encoding == IndexEncoding::kZstd) {  // what decoded_bytes implies
-      in.sent_cells = in.decoded_bytes > mask_bytes ? (in.decoded_bytes - mask_bytes) / per_cell : 0;
+      in.sent_cells =
+          in.decoded_bytes > mask_bytes ? (in.decoded_bytes - mask_bytes) / per_cell : 0;
     } else if (in.payload.size() >= mask_bytes) {  // the mask's own count
       for (uint64_t i = 0; i < mask_bytes; ++i) {
         in.sent_cells += __builtin_popcount(static_cast<uint8_t>(in.payload[i]));

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "core/model/runtime_model.h"
+#include "core/model/intra_op_threads.h"
 #include "core/quant/int8_artifact.h"
 #include "core/quant/int8_runtime.h"
 

@@ -29,6 +29,7 @@
 #include "core/detection/anchors.h"
 #include "core/model/checkpoint.h"
 #include "core/model/codebook.h"
+#include "core/model/intra_op_threads.h"
 #include "core/model/runtime_model.h"
 #include "core/quant/int8_artifact.h"
 #include "core/quant/ptq_pipeline.h"

@@ -39,6 +39,4 @@ absl::StatusOr<RuntimeModel> LoadRuntimeModel(const std::string& config_path,
   });
 }
 
-void SetIntraOpThreads(int n) { torch::set_num_threads(n); }
-
 }  // namespace qv2x

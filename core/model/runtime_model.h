@@ -30,9 +30,6 @@ absl::StatusOr<RuntimeModel> LoadRuntimeModel(const std::string& config_path,
                                               const std::string& checkpoint,
                                               const std::vector<std::string>& overrides = {});
 
-// LibTorch's intra-op thread count, for mains that keep torch headers out.
-void SetIntraOpThreads(int n);
-
 }  // namespace qv2x
 
 #endif  // QV2X_CORE_MODEL_RUNTIME_MODEL_H_

@@ -6,6 +6,10 @@
 #include <cstdlib>
 #include <string>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include "absl/strings/str_cat.h"
 #include "core/model/torch_status.h"
 
@@ -48,8 +52,18 @@ bool Int8NeedsReducedRange() {
       return std::string(env) != "0";
     }
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    return !(__builtin_cpu_supports("avx512vnni") || __builtin_cpu_supports("avxvnni"));
+    // clang 14 knows no "avxvnni" for __builtin_cpu_supports: read CPUID leaf 7 directly, and
+    // XCR0 for whether the OS saves the ymm / zmm state the VNNI kernels need.
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || (c & (1u << 27)) == 0) return true;  // no OSXSAVE
+    unsigned xcr0_lo = 0, xcr0_hi = 0;
+    __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    const bool os_ymm = (xcr0_lo & 0x6u) == 0x6u;
+    const bool os_zmm = (xcr0_lo & 0xe6u) == 0xe6u;
+    const bool avx512_vnni =
+        os_zmm && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 11)) != 0;
+    const bool avx_vnni = os_ymm && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4)) != 0;
+    return !(avx512_vnni || avx_vnni);
 #else
     return false;
 #endif

@@ -14,8 +14,8 @@
 #include "absl/strings/str_join.h"
 #include "core/common/status_macros.h"
 #include "core/config/model_config.h"
+#include "core/model/intra_op_threads.h"
 #include "core/model/model_forward.h"
-#include "core/model/runtime_model.h"
 #include "core/training/frame_source.h"
 #include "nlohmann/json.hpp"
 
