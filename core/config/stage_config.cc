@@ -209,8 +209,8 @@ absl::Status ParseModel(YamlReader& r, ModelConfig* m) {
                                               m->dir_args.num_bins, "\""));
   }
   QV2X_ASSIGN_OR_RETURN(m->anchor_number, PosInt(args, "anchor_number"));
-  QV2X_ASSIGN_OR_RETURN(m->cls_head, OneOf(args, "cls_head", kClsHeadAnchor,
-                                           {kClsHeadAnchor, kClsHeadClassVector}));
+  QV2X_ASSIGN_OR_RETURN(
+      m->cls_head, OneOf(args, "cls_head", kClsHeadAnchor, {kClsHeadAnchor, kClsHeadClassVector}));
   return absl::OkStatus();
 }
 
@@ -483,7 +483,8 @@ absl::StatusOr<StageConfig> Parse(const YAML::Node& root, std::string source) {
   QV2X_ASSIGN_OR_RETURN(cfg.root_dir, DataSource(r, "root_dir"));
   QV2X_ASSIGN_OR_RETURN(cfg.validate_dir, DataSource(r, "validate_dir"));
   QV2X_ASSIGN_OR_RETURN(cfg.test_dir, DataSource(r, "test_dir"));
-  QV2X_ASSIGN_OR_RETURN(cfg.dataset_mode, OneOf(r, "dataset_mode", "vc", {"vc", "v2v", "ic", "i2i"}));
+  QV2X_ASSIGN_OR_RETURN(cfg.dataset_mode,
+                        OneOf(r, "dataset_mode", "vc", {"vc", "v2v", "ic", "i2i"}));
   QV2X_ASSIGN_OR_RETURN(cfg.missing_agent, OneOf(r, "missing_agent", "skip", {"skip", "stop"}));
   QV2X_ASSIGN_OR_RETURN(cfg.comm_range, r.PositiveDouble("comm_range"));
   QV2X_ASSIGN_OR_RETURN(cfg.num_class, PosInt(r, "num_class"));

@@ -141,9 +141,8 @@ std::string Pickled(const c10::Dict<std::string, torch::Tensor>& dict) {
 }  // namespace
 
 absl::StatusOr<std::string> SerializeStateDict(const torch::nn::Module& module) {
-  return TorchCall("writing the state_dict", [&]() -> absl::StatusOr<std::string> {
-    return Pickled(StateDictOf(module));
-  });
+  return TorchCall("writing the state_dict",
+                   [&]() -> absl::StatusOr<std::string> { return Pickled(StateDictOf(module)); });
 }
 
 absl::StatusOr<std::string> SerializeCheckpoint(const torch::nn::Module& module,

@@ -88,9 +88,9 @@ absl::StatusOr<ModelCost> EstimateModelCost(const StageConfig& cfg) {
   const int64_t sw = (out_w + 2 * s.padding - s.kernel_size) / s.stride + 1;
   c.shrink_per_frame =
       Conv(s.input_dim, s.dim, s.kernel_size, sh * sw) + Conv(s.dim, s.dim, 3, sh * sw);
-  c.heads_per_frame = (ClsHeadChannels(cfg) + static_cast<int64_t>(m.anchor_number) *
-                                                  (7 + m.dir_args.num_bins)) *
-                      s.dim * sh * sw;
+  c.heads_per_frame =
+      (ClsHeadChannels(cfg) + static_cast<int64_t>(m.anchor_number) * (7 + m.dir_args.num_bins)) *
+      s.dim * sh * sw;
   return c;
 }
 

@@ -82,9 +82,10 @@ int64_t BlockSpec::stride() const {
 absl::Status CheckInt8Coverage(const StageConfig& cfg) {
   if (cfg.model.with_codebook && cfg.model.codebook.variant == kCodebookUmgm) {
     return absl::UnimplementedError(
-        absl::StrCat(cfg.name, ": INT8 models with the umgm codebook variant are not supported "
-                               "(its Linear heads have no place in the INT8 artifact format); "
-                               "run this model in FP32"));
+        absl::StrCat(cfg.name,
+                     ": INT8 models with the umgm codebook variant are not supported "
+                     "(its Linear heads have no place in the INT8 artifact format); "
+                     "run this model in FP32"));
   }
   return absl::OkStatus();
 }
