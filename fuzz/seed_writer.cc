@@ -179,7 +179,13 @@ absl::Status Run(const fs::path& out) {
       const std::string stem = absl::StrCat("frame", fi, "_agent", a.agent_id);
       PointCloud sparse;
       for (size_t i = 0; i < a.points.size(); i += kPointStride) sparse.push_back(a.points[i]);
-      QV2X_RETURN_IF_ERROR(corpus.Write("pcd", stem + ".pcd", EncodePcdBinary(sparse)));
+      QV2X_RETURN_IF_ERROR(corpus.Write("pcd", stem + ".pcd", EncodePcd(sparse)));
+      if (fi == 0) {
+        QV2X_RETURN_IF_ERROR(
+            corpus.Write("pcd", stem + "_ascii.pcd", EncodePcd(sparse, PcdData::kAscii)));
+        QV2X_RETURN_IF_ERROR(
+            corpus.Write("pcd", stem + "_lzf.pcd", EncodePcd(sparse, PcdData::kBinaryCompressed)));
+      }
       QV2X_RETURN_IF_ERROR(corpus.Write("kitti_bin", stem + ".bin", BinRows(sparse)));
       QV2X_RETURN_IF_ERROR(
           corpus.Write("opv2v_yaml", stem + ".yaml", Opv2vAgentYaml(frames[fi], a)));

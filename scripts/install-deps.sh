@@ -11,7 +11,7 @@ PKGS=(
   libgrpc++-dev libgrpc-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev
   libabsl-dev libyaml-cpp-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev libzstd-dev libpng-dev libjemalloc-dev
+  nlohmann-json3-dev libzstd-dev libpng-dev libjemalloc-dev liblzf-dev zlib1g-dev
   curl
   # deploy/ checks (ctest deploy_*): `docker-compose config` validates the compose file
   # without a Docker engine; `prometheus` is the package that ships promtool;
@@ -22,10 +22,11 @@ PKGS=(
   gnuplot-nox
 )
 # Optional: Debian's PyTorch for the checkpoint interoperability test and the PyTorch
-# reference check of `qv2x model forward` (ctest model_forward_reference, ~15 s); both are
-# skipped without it.
-# Installed by default; QV2X_MINIMAL_DEPS=1 skips it.
-OPTIONAL=(python3-torch)
+# reference check of `qv2x model forward` (ctest model_forward_reference, ~15 s), and
+# mrpt-common for its real VLP-16 sweep (data_velodyne_test, dataset_cli_test); the tests
+# are skipped without them.
+# Installed by default; QV2X_MINIMAL_DEPS=1 skips them.
+OPTIONAL=(python3-torch mrpt-common)
 
 openblas=$(dpkg-query -W -f='${Package} ${Status}\n' 'libopenblas*' 2>/dev/null |
   awk '/install ok installed/ {print $1}' || true)

@@ -69,11 +69,18 @@ struct ShrinkConfig {
 };
 
 // model.args.codebook (only for the codebook model)
+// model.args.codebook. `variant`: kCodebookQv2x (segment codewords; with several residual
+// levels each quantises what the ones before left over and the reconstructions add up) or
+// kCodebookUmgm (QuantV2X's multi-level codebook with Linear heads per level, whose
+// checkpoints load as they are; ../shared/reference/quantv2x-codebook-and-heads.md).
+inline constexpr char kCodebookQv2x[] = "qv2x";
+inline constexpr char kCodebookUmgm[] = "umgm";
 struct CodebookConfig {
   int seg_num = 1;
   int dict_size = 128;
   int channel = 64;
   int residual_levels = 1;
+  std::string variant = kCodebookQv2x;
 };
 
 // model.args.dir_args
@@ -95,8 +102,13 @@ struct ModelConfig {
   ShrinkConfig shrink_header;
   CodebookConfig codebook;
   DirConfig dir_args;
-  int anchor_number = 6;  // cls head channels; reg = 7x, dir = num_bins x
+  int anchor_number = 6;  // anchors per cell; reg = 7x, dir = num_bins x channels
+  // cls head layout: kClsHeadAnchor (one logit per anchor) or kClsHeadClassVector (one logit
+  // per anchor and class, QuantV2X's 18-channel head at 6 anchors and 3 classes).
+  std::string cls_head = "anchor";
 };
+inline constexpr char kClsHeadAnchor[] = "anchor";
+inline constexpr char kClsHeadClassVector[] = "class_vector";
 
 // postprocess.anchor_args.classes[i]
 struct AnchorClassConfig {
@@ -155,6 +167,10 @@ struct StageConfig {
   std::string root_dir;      // training data: dataset folder or sim:<scene.yaml>
   std::string validate_dir;  // validation data, same forms
   std::string test_dir;      // held-out data, same forms
+  // How dataset folders are read (core/data/opv2v_reader.h): V2X-Real's dataset mode
+  // (vc, v2v, ic, i2i) and what an agent missing at a timestamp does (skip, stop).
+  std::string dataset_mode = "vc";
+  std::string missing_agent = "skip";
   double comm_range = 70;
   int num_class = 3;
   VoxelConfig preprocess;
@@ -165,6 +181,15 @@ struct StageConfig {
   TrainParams train_params;
   std::string source_yaml;  // the YAML text it was parsed from (travels in checkpoints)
 };
+
+// Output channels of the cls head: anchor_number, times the number of anchor classes with
+// cls_head class_vector.
+inline int ClsHeadChannels(const StageConfig& cfg) {
+  const int per_anchor = cfg.model.cls_head == kClsHeadClassVector
+                             ? static_cast<int>(cfg.postprocess.classes.size())
+                             : 1;
+  return cfg.model.anchor_number * per_anchor;
+}
 
 // Parses and validates a stage YAML; every error names the key path. `overrides` are
 // `key.path=value` assignments applied before parsing (see ApplyOverride). The key tree is

@@ -102,6 +102,13 @@ absl::StatusOr<std::string> DataSource(YamlReader& r, const std::string& key) {
   return v;
 }
 
+// An optional key with a default, one of `allowed` when present.
+absl::StatusOr<std::string> OneOf(YamlReader& r, const std::string& key, const std::string& dflt,
+                                  const std::vector<std::string>& allowed) {
+  if (!r.Has(key)) return dflt;
+  return r.Enum(key, allowed);
+}
+
 // --- sections ---------------------------------------------------------------------------
 
 absl::Status ParseTrainParams(YamlReader& r, TrainParams* tp) {
@@ -186,6 +193,8 @@ absl::Status ParseModel(YamlReader& r, ModelConfig* m) {
     QV2X_ASSIGN_OR_RETURN(m->codebook.dict_size, PosInt(cb, "dict_size"));
     QV2X_ASSIGN_OR_RETURN(m->codebook.channel, PosInt(cb, "channel"));
     QV2X_ASSIGN_OR_RETURN(m->codebook.residual_levels, PosInt(cb, "residual_levels"));
+    QV2X_ASSIGN_OR_RETURN(m->codebook.variant,
+                          OneOf(cb, "variant", kCodebookQv2x, {kCodebookQv2x, kCodebookUmgm}));
   } else if (args.Has("codebook")) {
     return args.Error("codebook",
                       absl::StrCat("only ", kModelWithCodebook,
@@ -200,6 +209,8 @@ absl::Status ParseModel(YamlReader& r, ModelConfig* m) {
                                               m->dir_args.num_bins, "\""));
   }
   QV2X_ASSIGN_OR_RETURN(m->anchor_number, PosInt(args, "anchor_number"));
+  QV2X_ASSIGN_OR_RETURN(
+      m->cls_head, OneOf(args, "cls_head", kClsHeadAnchor, {kClsHeadAnchor, kClsHeadClassVector}));
   return absl::OkStatus();
 }
 
@@ -472,6 +483,9 @@ absl::StatusOr<StageConfig> Parse(const YAML::Node& root, std::string source) {
   QV2X_ASSIGN_OR_RETURN(cfg.root_dir, DataSource(r, "root_dir"));
   QV2X_ASSIGN_OR_RETURN(cfg.validate_dir, DataSource(r, "validate_dir"));
   QV2X_ASSIGN_OR_RETURN(cfg.test_dir, DataSource(r, "test_dir"));
+  QV2X_ASSIGN_OR_RETURN(cfg.dataset_mode,
+                        OneOf(r, "dataset_mode", "vc", {"vc", "v2v", "ic", "i2i"}));
+  QV2X_ASSIGN_OR_RETURN(cfg.missing_agent, OneOf(r, "missing_agent", "skip", {"skip", "stop"}));
   QV2X_ASSIGN_OR_RETURN(cfg.comm_range, r.PositiveDouble("comm_range"));
   QV2X_ASSIGN_OR_RETURN(cfg.num_class, PosInt(r, "num_class"));
 

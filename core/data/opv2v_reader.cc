@@ -105,10 +105,19 @@ bool IsAgentFolder(const fs::directory_entry& e, int* id) {
   return e.is_directory() && absl::SimpleAtoi(e.path().filename().string(), id);
 }
 
-// Default ego order: non-negative ids ascending, then infrastructure.
-bool AgentOrder(int a, int b) {
-  if ((a < 0) != (b < 0)) return a >= 0;
-  return a < b;
+bool InfraEgo(DatasetMode m) { return m == DatasetMode::kIc || m == DatasetMode::kI2i; }
+
+bool Keeps(DatasetMode m, int id) {
+  if (m == DatasetMode::kV2v) return id >= 0;
+  if (m == DatasetMode::kI2i) return id < 0;
+  return true;
+}
+
+// Default ego order: the ego's kind first (vehicles ascending, infrastructure from -1 down),
+// then the other kind.
+bool AgentOrder(DatasetMode m, int a, int b) {
+  if ((a < 0) != (b < 0)) return (a < 0) == InfraEgo(m);
+  return a < 0 ? a > b : a < b;
 }
 
 absl::StatusOr<std::vector<std::string>> SortedTimestamps(const fs::path& dir) {
@@ -173,13 +182,37 @@ absl::StatusOr<Opv2vAgentInfo> ParseOpv2vAgentYaml(const std::string& text,
   return info;
 }
 
-absl::StatusOr<Opv2vDataset> Opv2vDataset::Open(const std::string& root) {
+absl::StatusOr<DatasetMode> ParseDatasetMode(const std::string& name) {
+  for (DatasetMode m : {DatasetMode::kVc, DatasetMode::kV2v, DatasetMode::kIc, DatasetMode::kI2i}) {
+    if (name == DatasetModeName(m)) return m;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("dataset mode \"", name, "\": expected vc, v2v, ic or i2i"));
+}
+
+const char* DatasetModeName(DatasetMode mode) {
+  static constexpr const char* kNames[] = {"vc", "v2v", "ic", "i2i"};
+  return kNames[static_cast<int>(mode)];
+}
+
+absl::StatusOr<MissingAgent> ParseMissingAgent(const std::string& name) {
+  if (name == "skip") return MissingAgent::kSkip;
+  if (name == "stop") return MissingAgent::kStop;
+  return absl::InvalidArgumentError(
+      absl::StrCat("missing-agent policy \"", name, "\": expected skip or stop"));
+}
+
+absl::StatusOr<Opv2vDataset> Opv2vDataset::Open(const std::string& root,
+                                                const Opv2vOptions& options) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) {
     return absl::NotFoundError(absl::StrCat(root, ": no such dataset folder"));
   }
   Opv2vDataset ds;
   ds.root_ = root;
+  ds.options_ = options;
+  const DatasetMode mode = options.mode;
+  int without_ego = 0;
   std::vector<fs::path> dirs;
   for (const auto& e : fs::directory_iterator(root, ec)) {
     if (e.is_directory()) dirs.push_back(e.path());
@@ -187,14 +220,22 @@ absl::StatusOr<Opv2vDataset> Opv2vDataset::Open(const std::string& root) {
   std::sort(dirs.begin(), dirs.end());
   for (const fs::path& dir : dirs) {
     std::vector<int> ids;
+    bool any_agent = false;
     for (const auto& e : fs::directory_iterator(dir, ec)) {
       int id;
-      if (IsAgentFolder(e, &id)) ids.push_back(id);
+      if (!IsAgentFolder(e, &id)) continue;
+      any_agent = true;
+      if (Keeps(mode, id)) ids.push_back(id);
     }
-    if (ids.empty()) continue;
-    std::sort(ids.begin(), ids.end(), AgentOrder);
-    // An explicit `ego: true` in an agent's first YAML overrides the default order.
-    for (size_t i = 0; i < ids.size(); ++i) {
+    if (!any_agent) continue;
+    std::sort(ids.begin(), ids.end(), [mode](int a, int b) { return AgentOrder(mode, a, b); });
+    if (ids.empty() || (ids.front() < 0) != InfraEgo(mode)) {
+      ++without_ego;
+      continue;
+    }
+    // An explicit `ego: true` in the first YAML of an agent of the ego's kind overrides the
+    // default order.
+    for (size_t i = 0; i < ids.size() && (ids[i] < 0) == InfraEgo(mode); ++i) {
       QV2X_ASSIGN_OR_RETURN(std::vector<std::string> ts,
                             SortedTimestamps(dir / std::to_string(ids[i])));
       if (!ts.empty() && YamlSaysEgo(dir / std::to_string(ids[i]) / (ts.front() + ".yaml"))) {
@@ -210,6 +251,12 @@ absl::StatusOr<Opv2vDataset> Opv2vDataset::Open(const std::string& root) {
     for (const std::string& t : stamps) ds.frames_.push_back({scenario, t});
   }
   if (ds.scenarios_.empty()) {
+    if (without_ego > 0) {
+      return absl::NotFoundError(
+          absl::StrCat(root, ": none of its ", without_ego, " scenarios has ",
+                       InfraEgo(mode) ? "an infrastructure agent (negative id)" : "a vehicle agent",
+                       " to be the ego of dataset mode ", DatasetModeName(mode)));
+    }
     return absl::NotFoundError(
         absl::StrCat(root, ": no scenario folders (expected <scenario>/<agent id>/...)"));
   }
@@ -250,8 +297,14 @@ absl::StatusOr<SceneFrame> Opv2vDataset::Read(int scenario, const std::string& t
     const fs::path stem = fs::path(root_) / frame.scenario / std::to_string(id) / timestamp;
     const std::string yaml_path = stem.string() + ".yaml";
     std::error_code ec;
+    const bool ego = id == frame.ego_id;
+    const bool stop = ego || options_.missing == MissingAgent::kStop;
+    const char* why = ego ? " (the ego)" : " (missing_agent: stop)";
     if (!fs::exists(yaml_path, ec)) {
-      if (id == frame.ego_id) return absl::NotFoundError(absl::StrCat(yaml_path, ": missing"));
+      if (stop) {
+        return absl::NotFoundError(
+            absl::StrCat(yaml_path, ": missing: agent ", id, " has no record at ", timestamp, why));
+      }
       continue;  // this agent has no record at this instant
     }
     QV2X_ASSIGN_OR_RETURN(std::string text, ReadFile(yaml_path));
@@ -259,13 +312,20 @@ absl::StatusOr<SceneFrame> Opv2vDataset::Read(int scenario, const std::string& t
     std::string cloud_path = stem.string() + ".pcd";
     if (!fs::exists(cloud_path, ec)) cloud_path = stem.string() + ".bin";
     if (!fs::exists(cloud_path, ec)) {
-      return absl::NotFoundError(absl::StrCat(stem.string(), ".pcd (or .bin): missing"));
+      if (!stop) continue;
+      return absl::NotFoundError(absl::StrCat(stem.string(), ".pcd (or .bin): missing: agent ", id,
+                                              " has a YAML but no sweep at ", timestamp, why));
     }
     AgentFrame a;
     a.agent_id = id;
     a.is_infrastructure = id < 0;
     a.lidar_pose = info.lidar_pose;
     QV2X_ASSIGN_OR_RETURN(a.points, ReadPointCloud(cloud_path));
+    if (a.points.empty()) {
+      if (!stop) continue;
+      return absl::InvalidArgumentError(
+          absl::StrCat(cloud_path, ": empty sweep (no point with finite coordinates)", why));
+    }
     frame.agents.push_back(std::move(a));
     for (GtObject& o : info.objects) {
       if (seen.insert(o.id).second) frame.objects.push_back(std::move(o));

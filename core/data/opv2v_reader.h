@@ -26,10 +26,29 @@ struct Opv2vAgentInfo {
 absl::StatusOr<Opv2vAgentInfo> ParseOpv2vAgentYaml(const std::string& text,
                                                    const std::string& origin);
 
+// Which agents take part, as V2X-Real's dataset modes name them: vc (a vehicle is the ego,
+// infrastructure joins), v2v (vehicles only), ic (infrastructure is the ego, vehicles join),
+// i2i (infrastructure only). OPV2V has vehicles only: vc and v2v read it alike.
+enum class DatasetMode { kVc, kV2v, kIc, kI2i };
+absl::StatusOr<DatasetMode> ParseDatasetMode(const std::string& name);
+const char* DatasetModeName(DatasetMode mode);
+
+// An agent other than the ego with no record (YAML or sweep) at one of the ego's timestamps,
+// or an empty sweep: left out of that frame (skip), or an error naming the file (stop).
+enum class MissingAgent { kSkip, kStop };
+absl::StatusOr<MissingAgent> ParseMissingAgent(const std::string& name);
+
+struct Opv2vOptions {
+  DatasetMode mode = DatasetMode::kVc;
+  MissingAgent missing = MissingAgent::kSkip;
+};
+
 class Opv2vDataset {
  public:
-  // Scans `root` for scenario folders (those with at least one numeric agent folder).
-  static absl::StatusOr<Opv2vDataset> Open(const std::string& root);
+  // Scans `root` for scenario folders (those with at least one numeric agent folder that
+  // the mode keeps, one of them of the ego's kind).
+  static absl::StatusOr<Opv2vDataset> Open(const std::string& root,
+                                           const Opv2vOptions& options = {});
 
   struct FrameRef {
     int scenario = 0;
@@ -38,14 +57,16 @@ class Opv2vDataset {
 
   const std::string& root() const { return root_; }
   const std::vector<std::string>& scenarios() const { return scenarios_; }
-  // Agent ids of a scenario, the ego first: the agent whose YAML says `ego: true`, else the
-  // lowest non-negative id (infrastructure is never the default ego).
+  // Agent ids of a scenario that the mode keeps, the ego first: the agent of the ego's kind
+  // whose YAML says `ego: true`, else the lowest non-negative id (vc, v2v) or the
+  // infrastructure id closest to zero (ic, i2i).
   const std::vector<int>& agent_ids(int scenario) const { return agents_[scenario]; }
   // Every timestamp of every scenario's ego, scenarios and timestamps in sorted order.
   const std::vector<FrameRef>& frames() const { return frames_; }
 
   // The frame: each agent that has this timestamp (ego first) and the ground truth, the
-  // union of all agents' object lists de-duplicated by id.
+  // union of all agents' object lists de-duplicated by id. The ego's record must exist and
+  // hold points; other agents' follow the MissingAgent policy.
   absl::StatusOr<SceneFrame> ReadFrame(size_t i) const;
   absl::StatusOr<SceneFrame> ReadFrame(const std::string& scenario,
                                        const std::string& timestamp) const;
@@ -54,6 +75,7 @@ class Opv2vDataset {
   absl::StatusOr<SceneFrame> Read(int scenario, const std::string& timestamp, int index) const;
 
   std::string root_;
+  Opv2vOptions options_;
   std::vector<std::string> scenarios_;
   std::vector<std::vector<int>> agents_;
   std::vector<FrameRef> frames_;

@@ -67,7 +67,7 @@ std::string Opv2vAgentYaml(const SceneFrame& frame, const AgentFrame& agent) {
   return y + "\n";
 }
 
-absl::Status WriteOpv2vFrame(const SceneFrame& frame, const std::string& root) {
+absl::Status WriteOpv2vFrame(const SceneFrame& frame, const std::string& root, PcdData pcd) {
   if (frame.scenario.empty() || frame.timestamp.empty()) {
     return absl::InvalidArgumentError("frame needs a scenario name and a timestamp");
   }
@@ -75,7 +75,7 @@ absl::Status WriteOpv2vFrame(const SceneFrame& frame, const std::string& root) {
     const std::string stem = (std::filesystem::path(root) / frame.scenario /
                               std::to_string(a.agent_id) / frame.timestamp)
                                  .string();
-    QV2X_RETURN_IF_ERROR(WritePcd(stem + ".pcd", a.points));
+    QV2X_RETURN_IF_ERROR(WritePcd(stem + ".pcd", a.points, pcd));
     QV2X_RETURN_IF_ERROR(WriteFileAtomic(stem + ".yaml", Opv2vAgentYaml(frame, a)));
   }
   return absl::OkStatus();

@@ -1,6 +1,6 @@
 // Writes frames in the OPV2V folder layout (SPEC §9), readable by OpenCOOD-style loaders and
-// by Opv2vDataset: ROOT/<scenario>/<agent_id>/<timestamp>.pcd (binary, float32 x y z
-// intensity, sensor frame) and .yaml with
+// by Opv2vDataset: ROOT/<scenario>/<agent_id>/<timestamp>.pcd (float32 x y z intensity,
+// sensor frame; binary unless asked otherwise) and .yaml with
 //   ego: true|false
 //   timestamp: '000042'
 //   lidar_pose: [x, y, z, roll, yaw, pitch]      (world frame, degrees)
@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "core/data/frame.h"
+#include "core/data/point_cloud_io.h"
 
 namespace qv2x {
 
@@ -27,7 +28,9 @@ const char* DatasetTypeName(ObjectClass c);
 // The YAML text of one agent's entry in a frame.
 std::string Opv2vAgentYaml(const SceneFrame& frame, const AgentFrame& agent);
 
-absl::Status WriteOpv2vFrame(const SceneFrame& frame, const std::string& root);
+// `pcd`: the sweeps' DATA layout.
+absl::Status WriteOpv2vFrame(const SceneFrame& frame, const std::string& root,
+                             PcdData pcd = PcdData::kBinary);
 
 }  // namespace qv2x
 

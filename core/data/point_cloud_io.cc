@@ -8,9 +8,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "core/common/file_util.h"
 #include "core/common/status_macros.h"
+#include "lzf.h"
 
 namespace qv2x {
 namespace {
@@ -31,6 +33,10 @@ struct PcdHeader {
   int record_bytes = 0;
   int record_tokens = 0;
 };
+
+// Far above any real sweep, low enough that POINTS x a record's bytes fits in 64 bits.
+constexpr int64_t kMaxPoints = int64_t{1} << 36;
+constexpr int kMaxRecordBytes = 1 << 20;
 
 absl::Status Bad(const std::string& origin, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(origin, ": ", what));
@@ -129,7 +135,7 @@ absl::StatusOr<PcdHeader> ParseHeader(const std::string& bytes, size_t* data_sta
         return Bad(origin, "POINTS: expected a non-negative integer");
       }
     } else if (key == "DATA") {
-      if (tok.size() != 1) return Bad(origin, "DATA: expected ascii or binary");
+      if (tok.size() != 1) return Bad(origin, "DATA: expected ascii, binary or binary_compressed");
       h.data = absl::AsciiStrToLower(tok[0]);
       *data_start = pos;
       break;
@@ -137,9 +143,9 @@ absl::StatusOr<PcdHeader> ParseHeader(const std::string& bytes, size_t* data_sta
     // VERSION, WIDTH, HEIGHT and VIEWPOINT do not change how points are read.
   }
   if (h.data.empty()) return Bad(origin, "not a PCD file (no DATA line)");
-  if (h.data != "ascii" && h.data != "binary") {
-    return absl::UnimplementedError(
-        absl::StrCat(origin, ": PCD DATA ", h.data, " is not supported (ascii or binary only)"));
+  if (h.data != "ascii" && h.data != "binary" && h.data != "binary_compressed") {
+    return absl::UnimplementedError(absl::StrCat(
+        origin, ": PCD DATA ", h.data, " is not supported (ascii, binary or binary_compressed)"));
   }
   if (names.empty()) return Bad(origin, "FIELDS line missing");
   if (counts.empty()) counts.assign(names.size(), 1);
@@ -148,6 +154,10 @@ absl::StatusOr<PcdHeader> ParseHeader(const std::string& bytes, size_t* data_sta
     return Bad(origin, "FIELDS, SIZE, TYPE and COUNT disagree on the number of fields");
   }
   if (h.points < 0) return Bad(origin, "POINTS line missing");
+  // Sizes below are POINTS x the record size: claims that would overflow them are lies.
+  if (h.points > kMaxPoints) {
+    return Bad(origin, absl::StrCat("POINTS ", h.points, " is beyond any point cloud"));
+  }
   for (size_t i = 0; i < names.size(); ++i) {
     PcdField f;
     f.name = absl::AsciiStrToLower(names[i]);
@@ -158,6 +168,11 @@ absl::StatusOr<PcdHeader> ParseHeader(const std::string& bytes, size_t* data_sta
       return Bad(origin, absl::StrCat("field ", names[i], ": unsupported TYPE ", types[i],
                                       " with SIZE ", sizes[i]));
     }
+    if (f.count > kMaxRecordBytes || h.record_bytes + f.size * f.count > kMaxRecordBytes) {
+      return Bad(origin,
+                 absl::StrCat("field ", names[i], ": COUNT ", f.count,
+                              " makes a point record larger than ", kMaxRecordBytes, " bytes"));
+    }
     f.offset = h.record_bytes;
     f.column = h.record_tokens;
     h.record_bytes += f.size * f.count;
@@ -165,6 +180,44 @@ absl::StatusOr<PcdHeader> ParseHeader(const std::string& bytes, size_t* data_sta
     h.fields.push_back(f);
   }
   return h;
+}
+
+// binary_compressed: two uint32 (compressed and decompressed size), then LZF data that
+// decompresses to the fields one after the other (all points' x, then all y, ...).
+absl::StatusOr<std::string> DecompressPcdData(const std::string& bytes, size_t data_start,
+                                              const PcdHeader& h, const std::string& origin) {
+  const uint64_t want = static_cast<uint64_t>(h.points) * h.record_bytes;
+  if (bytes.size() < data_start || bytes.size() - data_start < 8) {
+    return absl::DataLossError(
+        absl::StrCat(origin, ": truncated: binary_compressed data has no size words"));
+  }
+  uint32_t packed = 0, unpacked = 0;
+  std::memcpy(&packed, bytes.data() + data_start, 4);
+  std::memcpy(&unpacked, bytes.data() + data_start + 4, 4);
+  if (unpacked != want) {
+    return Bad(origin,
+               absl::StrCat("binary_compressed data decompresses to ", unpacked, " bytes, but ",
+                            h.points, " points of ", h.record_bytes, " bytes need ", want));
+  }
+  if (bytes.size() - data_start - 8 < packed) {
+    return absl::DataLossError(absl::StrCat(origin, ": truncated: ", packed,
+                                            " bytes of LZF data announced, found ",
+                                            bytes.size() - data_start - 8));
+  }
+  // An LZF back-reference copies at most 264 bytes for 3: a larger claim is a lie, refused
+  // before anything is allocated for it.
+  if (want > 88 * static_cast<uint64_t>(packed) + 64) {
+    return Bad(origin, absl::StrCat(packed, " bytes of LZF data cannot hold ", want, " bytes"));
+  }
+  std::string out(want, '\0');
+  if (want == 0) return out;
+  const unsigned got = lzf_decompress(bytes.data() + data_start + 8, packed, out.data(),
+                                      static_cast<unsigned>(want));
+  if (got != want) {
+    return absl::DataLossError(absl::StrCat(origin, ": binary_compressed data is corrupt (LZF ",
+                                            got == 0 ? "refused it" : "gave too few bytes", ")"));
+  }
+  return out;
 }
 
 const PcdField* FindField(const PcdHeader& h, std::initializer_list<const char*> names) {
@@ -192,25 +245,36 @@ absl::StatusOr<PointCloud> ParsePcd(const std::string& bytes, const std::string&
   if (frgb != nullptr && frgb->size != 4) return Bad(origin, "rgb field must be 4 bytes");
 
   PointCloud cloud;
-  cloud.reserve(static_cast<size_t>(h.points));
-  if (h.data == "binary") {
-    const size_t need = static_cast<size_t>(h.points) * h.record_bytes;
-    if (bytes.size() < data_start || bytes.size() - data_start < need) {
-      return absl::DataLossError(absl::StrCat(origin, ": truncated: ", h.points, " points need ",
-                                              need, " bytes of data, found ",
-                                              bytes.size() - std::min(bytes.size(), data_start)));
-    }
+  if (h.data == "binary" || h.data == "binary_compressed") {
+    std::string unpacked;
     const char* base = bytes.data() + data_start;
+    // binary: point-major records; binary_compressed: field-major columns.
+    const bool columns = h.data == "binary_compressed";
+    if (columns) {
+      QV2X_ASSIGN_OR_RETURN(unpacked, DecompressPcdData(bytes, data_start, h, origin));
+      base = unpacked.data();
+    } else {
+      const size_t need = static_cast<size_t>(h.points) * h.record_bytes;
+      if (bytes.size() < data_start || bytes.size() - data_start < need) {
+        return absl::DataLossError(absl::StrCat(origin, ": truncated: ", h.points, " points need ",
+                                                need, " bytes of data, found ",
+                                                bytes.size() - std::min(bytes.size(), data_start)));
+      }
+    }
+    auto at = [&](const PcdField* f, int64_t i) {
+      return columns ? base + f->offset * h.points + i * f->size * f->count
+                     : base + i * h.record_bytes + f->offset;
+    };
+    cloud.reserve(static_cast<size_t>(h.points));
     for (int64_t i = 0; i < h.points; ++i) {
-      const char* rec = base + i * h.record_bytes;
       Point p;
-      p.x = static_cast<float>(ReadBinaryValue(rec + fx->offset, fx->type, fx->size));
-      p.y = static_cast<float>(ReadBinaryValue(rec + fy->offset, fy->type, fy->size));
-      p.z = static_cast<float>(ReadBinaryValue(rec + fz->offset, fz->type, fz->size));
+      p.x = static_cast<float>(ReadBinaryValue(at(fx, i), fx->type, fx->size));
+      p.y = static_cast<float>(ReadBinaryValue(at(fy, i), fy->type, fy->size));
+      p.z = static_cast<float>(ReadBinaryValue(at(fz, i), fz->type, fz->size));
       if (fi != nullptr) {
-        p.intensity = static_cast<float>(ReadBinaryValue(rec + fi->offset, fi->type, fi->size));
+        p.intensity = static_cast<float>(ReadBinaryValue(at(fi, i), fi->type, fi->size));
       } else if (frgb != nullptr) {
-        p.intensity = IntensityFromRgbBits(RgbBitsBinary(rec + frgb->offset));
+        p.intensity = IntensityFromRgbBits(RgbBitsBinary(at(frgb, i)));
       }
       if (std::isfinite(p.x) && std::isfinite(p.y) && std::isfinite(p.z)) cloud.push_back(p);
     }
@@ -270,26 +334,56 @@ absl::StatusOr<PointCloud> ReadPcd(const std::string& path) {
   return ParsePcd(bytes, path);
 }
 
-std::string EncodePcdBinary(const PointCloud& cloud) {
-  // Binary PCD stores values in host order; every platform we build for is little-endian.
+absl::StatusOr<PcdData> ParsePcdData(const std::string& name) {
+  if (name == "ascii") return PcdData::kAscii;
+  if (name == "binary") return PcdData::kBinary;
+  if (name == "binary_compressed") return PcdData::kBinaryCompressed;
+  return absl::InvalidArgumentError(
+      absl::StrCat("PCD data layout \"", name, "\": expected ascii, binary or binary_compressed"));
+}
+
+std::string EncodePcd(const PointCloud& cloud, PcdData data) {
+  static constexpr const char* kNames[] = {"ascii", "binary", "binary_compressed"};
   std::string out = absl::StrCat(
       "# .PCD v0.7 - Point Cloud Data file format\nVERSION 0.7\nFIELDS x y z intensity\n"
       "SIZE 4 4 4 4\nTYPE F F F F\nCOUNT 1 1 1 1\nWIDTH ",
-      cloud.size(), "\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS ", cloud.size(),
-      "\nDATA binary\n");
-  const size_t header = out.size();
-  out.resize(header + cloud.size() * 16);
-  char* p = out.data() + header;
-  for (const Point& pt : cloud) {
-    const float v[4] = {pt.x, pt.y, pt.z, pt.intensity};
-    std::memcpy(p, v, 16);
-    p += 16;
+      cloud.size(), "\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS ", cloud.size(), "\nDATA ",
+      kNames[static_cast<int>(data)], "\n");
+  if (data == PcdData::kAscii) {
+    for (const Point& pt : cloud) {
+      absl::StrAppend(&out,
+                      absl::StrFormat("%.9g %.9g %.9g %.9g\n", pt.x, pt.y, pt.z, pt.intensity));
+    }
+    return out;
   }
+  // Binary PCD stores values in host order; every platform we build for is little-endian.
+  const size_t n = cloud.size();
+  std::string values(n * 16, '\0');
+  char* p = values.data();
+  for (size_t i = 0; i < n; ++i) {
+    const Point& pt = cloud[i];
+    const float v[4] = {pt.x, pt.y, pt.z, pt.intensity};
+    for (int f = 0; f < 4; ++f) {  // binary: records; binary_compressed: columns
+      const size_t at = data == PcdData::kBinary ? i * 16 + f * 4 : f * n * 4 + i * 4;
+      std::memcpy(p + at, &v[f], 4);
+    }
+  }
+  if (data == PcdData::kBinary) return out + values;
+  // LZF gives up (returns 0) when the output would not fit: incompressible data is then
+  // stored with a little room to spare, as LZF's literal runs need.
+  std::string packed(values.size() + values.size() / 16 + 64, '\0');
+  const unsigned size = values.empty()
+                            ? 0
+                            : lzf_compress(values.data(), static_cast<unsigned>(values.size()),
+                                           packed.data(), static_cast<unsigned>(packed.size()));
+  const uint32_t sizes[2] = {size, static_cast<uint32_t>(values.size())};
+  out.append(reinterpret_cast<const char*>(sizes), 8);
+  out.append(packed.data(), size);
   return out;
 }
 
-absl::Status WritePcd(const std::string& path, const PointCloud& cloud) {
-  return WriteFileAtomic(path, EncodePcdBinary(cloud));
+absl::Status WritePcd(const std::string& path, const PointCloud& cloud, PcdData data) {
+  return WriteFileAtomic(path, EncodePcd(cloud, data));
 }
 
 absl::StatusOr<PointCloud> ParseBin(const std::string& bytes, const std::string& origin) {

@@ -7,7 +7,8 @@
 namespace qv2x {
 
 struct HeadOutputs {
-  at::Tensor cls;  // [B, A, H', W']: one sigmoid logit per anchor
+  at::Tensor cls;  // [B, A, H', W']: one sigmoid logit per anchor (or [B, A·C, H', W']: C per
+                   // anchor, cls_head class_vector)
   at::Tensor reg;  // [B, 7A, H', W']: channel a * 7 + k, k = dx dy dz dl dw dh dθ
   at::Tensor dir;  // [B, num_bins·A, H', W']: channel a * num_bins + b
 };

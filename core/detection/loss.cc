@@ -73,7 +73,12 @@ absl::StatusOr<DetectionLoss::PerAnchor> DetectionLoss::PerAnchorTerms(
   const int64_t B = targets.labels.size(0), H = targets.labels.size(1), W = targets.labels.size(2),
                 A = targets.labels.size(3);
   const int64_t nb = dir_.num_bins;
-  if (!HasShape(out.cls, {B, A, H, W}) || !HasShape(out.reg, {B, kBoxDims * A, H, W}) ||
+  // cls_head class_vector: C logits per anchor, anchors class-major (a = c·yaws + yaw).
+  const int64_t C = out.cls.defined() && out.cls.dim() == 4 && A > 0 && out.cls.size(1) > A &&
+                            out.cls.size(1) % A == 0 && A % (out.cls.size(1) / A) == 0
+                        ? out.cls.size(1) / A
+                        : 1;
+  if (!HasShape(out.cls, {B, A * C, H, W}) || !HasShape(out.reg, {B, kBoxDims * A, H, W}) ||
       !HasShape(out.dir, {B, nb * A, H, W}) ||
       !HasShape(targets.reg_targets, {B, H, W, A, kBoxDims}) ||
       !HasShape(targets.dir_targets, {B, H, W, A})) {
@@ -94,11 +99,24 @@ absl::StatusOr<DetectionLoss::PerAnchor> DetectionLoss::PerAnchorTerms(
     const double per_frame = 1.0 / static_cast<double>(B);
 
     PerAnchor t;
-    const at::Tensor cls_logits = out.cls.permute({0, 2, 3, 1}).reshape({B, -1});
     const at::Tensor cls_w = cared.to(out.cls.scalar_type()) / norm;
-    t.cls = SigmoidFocalLoss(cls_logits, pos.to(cls_logits.scalar_type()), loss_.cls_alpha,
-                             loss_.cls_gamma) *
-            cls_w * (loss_.cls_weight * per_frame);
+    at::Tensor focal;  // [B, N]
+    if (C == 1) {
+      const at::Tensor cls_logits = out.cls.permute({0, 2, 3, 1}).reshape({B, -1});
+      focal = SigmoidFocalLoss(cls_logits, pos.to(cls_logits.scalar_type()), loss_.cls_alpha,
+                               loss_.cls_gamma);
+    } else {
+      // A positive anchor's target is its own class (anchors match objects of their class).
+      const at::Tensor cls_logits = out.cls.permute({0, 2, 3, 1}).reshape({B, -1, C});
+      const at::Tensor anchor_class =
+          torch::arange(A, torch::TensorOptions().dtype(torch::kInt64).device(dev))
+              .div(A / C, "floor")
+              .repeat({H * W});  // [N]
+      const at::Tensor target = torch::one_hot(anchor_class, C).to(cls_logits.scalar_type()) *
+                                pos.unsqueeze(-1).to(cls_logits.scalar_type());
+      focal = SigmoidFocalLoss(cls_logits, target, loss_.cls_alpha, loss_.cls_gamma).sum(-1);
+    }
+    t.cls = focal * cls_w * (loss_.cls_weight * per_frame);
 
     const at::Tensor reg_pred = out.reg.permute({0, 2, 3, 1}).reshape({B, -1, kBoxDims});
     const at::Tensor reg_tgt = targets.reg_targets.to(dev).reshape({B, -1, kBoxDims});

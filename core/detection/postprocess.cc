@@ -60,19 +60,29 @@ absl::StatusOr<std::vector<Detection>> PostProcess(const AnchorGrid& grid, const
   const at::Tensor cls = Unbatch(cls_in), reg = Unbatch(reg_in), dir = Unbatch(dir_in);
   const int64_t A = grid.anchors_per_cell(), H = grid.feature_h, W = grid.feature_w;
   const int64_t nb = dir_config.num_bins;
-  if (!HasShape(cls, {A, H, W}) || !HasShape(reg, {kBoxDims * A, H, W}) ||
+  const int64_t C = static_cast<int64_t>(grid.class_ids.size());
+  // One logit per anchor, or (cls_head: class_vector) a class vector per anchor.
+  const bool class_vector = C > 1 && HasShape(cls, {A * C, H, W});
+  if (!(class_vector || HasShape(cls, {A, H, W})) || !HasShape(reg, {kBoxDims * A, H, W}) ||
       !HasShape(dir, {nb * A, H, W}) || !grid.anchors.defined() ||
       grid.anchors.numel() != A * H * W * kBoxDims) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "PostProcess: expected cls [%d, %d, %d], reg [%d, %d, %d], dir [%d, %d, %d]; got %s, "
-        "%s, %s",
-        A, H, W, kBoxDims * A, H, W, nb * A, H, W, Shape(cls_in), Shape(reg_in), Shape(dir_in)));
+        "PostProcess: expected cls [%d or %d, %d, %d], reg [%d, %d, %d], dir [%d, %d, %d]; got "
+        "%s, %s, %s",
+        A, A * C, H, W, kBoxDims * A, H, W, nb * A, H, W, Shape(cls_in), Shape(reg_in),
+        Shape(dir_in)));
   }
   try {
     torch::NoGradGuard no_grad;
-    // Flattened in (row, col, anchor) order, the anchors tensor's order.
-    const at::Tensor scores =
-        torch::sigmoid(cls.to(torch::kFloat32)).permute({1, 2, 0}).reshape(-1);
+    // Flattened in (row, col, anchor) order, the anchors tensor's order. A class vector's
+    // score is its most likely class's, and that class names the box.
+    const at::Tensor probs = torch::sigmoid(cls.to(torch::kFloat32)).permute({1, 2, 0});
+    at::Tensor scores, labels;
+    if (class_vector) {
+      std::tie(scores, labels) = probs.reshape({-1, C}).max(1);
+    } else {
+      scores = probs.reshape(-1);
+    }
     at::Tensor idx = torch::nonzero(scores > config.score_threshold).squeeze(1);
     at::Tensor cand = scores.index_select(0, idx);
     if (idx.numel() > config.max_num) {
@@ -80,6 +90,9 @@ absl::StatusOr<std::vector<Detection>> PostProcess(const AnchorGrid& grid, const
       cand = std::get<0>(top);
       idx = idx.index_select(0, std::get<1>(top));
     }
+    const at::Tensor label_cpu =
+        class_vector ? labels.index_select(0, idx).to(torch::kCPU, torch::kInt64).contiguous()
+                     : at::Tensor();
     if (idx.numel() == 0) return std::vector<Detection>{};
 
     const at::Tensor deltas = reg.permute({1, 2, 0})
@@ -110,7 +123,8 @@ absl::StatusOr<std::vector<Detection>> PostProcess(const AnchorGrid& grid, const
       }
       decoded.push_back({v[0], v[1], v[2], v[3], v[4], v[5], v[6]});
       decoded_scores.push_back(sp[i]);
-      decoded_cls.push_back(grid.class_ids[(ip[i] % A) / grid.num_yaws]);
+      decoded_cls.push_back(class_vector ? grid.class_ids[label_cpu.data_ptr<int64_t>()[i]]
+                                         : grid.class_ids[(ip[i] % A) / grid.num_yaws]);
     }
 
     std::vector<Detection> out;

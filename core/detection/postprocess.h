@@ -25,7 +25,9 @@ struct Detection {
   double score = 0;
 };
 
-// One frame: cls [A, H', W'], reg [7A, H', W'], dir [num_bins·A, H', W'], each optionally
+// One frame: cls [A, H', W'] (or [A·C, H', W'], a vector over the grid's C classes per
+// anchor: score = the largest class probability, the box takes that class), reg [7A, H', W'],
+// dir [num_bins·A, H', W'], each optionally
 // with a leading batch dimension of 1; any device. Detections come sorted by score,
 // highest first. Boxes that decode to a non-finite or non-positive size are dropped.
 absl::StatusOr<std::vector<Detection>> PostProcess(const AnchorGrid& grid, const at::Tensor& cls,

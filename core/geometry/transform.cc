@@ -1,5 +1,6 @@
 #include "core/geometry/transform.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace qv2x {
@@ -58,6 +59,17 @@ Mat4 PoseToMatrix(const Pose& pose) {
   t(2, 1) = -cp * sr;
   t(2, 2) = cp * cr;
   return t;
+}
+
+Pose MatrixToPose(const Mat4& t) {
+  Pose p;
+  p.x = t(0, 3);
+  p.y = t(1, 3);
+  p.z = t(2, 3);
+  p.pitch = RadToDeg(std::asin(std::clamp(t(2, 0), -1.0, 1.0)));
+  p.roll = RadToDeg(std::atan2(-t(2, 1), t(2, 2)));
+  p.yaw = RadToDeg(std::atan2(t(1, 0), t(0, 0)));
+  return p;
 }
 
 Mat4 RelativeTransform(const Pose& from, const Pose& to) {

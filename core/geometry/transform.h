@@ -36,6 +36,8 @@ struct Pose {
 
 // T(pose) = [R | t], R = Rz(yaw) * Ry(-pitch) * Rx(-roll): sensor frame -> world frame.
 Mat4 PoseToMatrix(const Pose& pose);
+// The inverse of PoseToMatrix for a rigid transform (pitch in [-90°, 90°]).
+Pose MatrixToPose(const Mat4& t);
 
 // Transform taking points in `from`'s frame to `to`'s frame: T_to^-1 * T_from.
 Mat4 RelativeTransform(const Pose& from, const Pose& to);

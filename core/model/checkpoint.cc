@@ -22,7 +22,6 @@ namespace qv2x {
 namespace {
 
 constexpr char kCodebookPrefix[] = "codebook.";
-constexpr char kCodewordsPrefix[] = "codebook.codewords.";
 constexpr size_t kNamesShown = 6;
 
 torch::Tensor TextTensor(const std::string& s) {
@@ -124,14 +123,33 @@ std::string CodebookDigestOf(const torch::nn::Module& module) {
   return cb == nullptr ? "" : cb->Digest();
 }
 
+namespace {
+
+c10::Dict<std::string, torch::Tensor> StateDictOf(const torch::nn::Module& module) {
+  c10::Dict<std::string, torch::Tensor> dict;
+  for (const auto& [name, t] : StateDict(module)) {
+    dict.insert(name, t.detach().to(torch::kCPU).contiguous());
+  }
+  return dict;
+}
+
+std::string Pickled(const c10::Dict<std::string, torch::Tensor>& dict) {
+  const std::vector<char> bytes = torch::pickle_save(torch::IValue(dict));
+  return std::string(bytes.begin(), bytes.end());
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> SerializeStateDict(const torch::nn::Module& module) {
+  return TorchCall("writing the state_dict",
+                   [&]() -> absl::StatusOr<std::string> { return Pickled(StateDictOf(module)); });
+}
+
 absl::StatusOr<std::string> SerializeCheckpoint(const torch::nn::Module& module,
                                                 CheckpointMeta meta) {
   return TorchCall("writing the checkpoint", [&]() -> absl::StatusOr<std::string> {
     meta.codebook_digest = CodebookDigestOf(module);
-    c10::Dict<std::string, torch::Tensor> dict;
-    for (const auto& [name, t] : StateDict(module)) {
-      dict.insert(name, t.detach().to(torch::kCPU).contiguous());
-    }
+    c10::Dict<std::string, torch::Tensor> dict = StateDictOf(module);
     const std::string p = kCheckpointMetaPrefix;
     dict.insert(p + "format_version", TextTensor(std::to_string(meta.format_version)));
     dict.insert(p + "model", TextTensor(meta.model));
@@ -139,8 +157,7 @@ absl::StatusOr<std::string> SerializeCheckpoint(const torch::nn::Module& module,
     dict.insert(p + "epoch", TextTensor(std::to_string(meta.epoch)));
     dict.insert(p + "codebook_digest", TextTensor(meta.codebook_digest));
     dict.insert(p + "config_yaml", TextTensor(meta.config_yaml));
-    const std::vector<char> bytes = torch::pickle_save(torch::IValue(dict));
-    return std::string(bytes.begin(), bytes.end());
+    return Pickled(dict);
   });
 }
 
@@ -348,19 +365,32 @@ absl::Status LoadStateDict(torch::nn::Module& module, const Checkpoint& checkpoi
         absl::StrCat("checkpoint does not fit the model: ", absl::StrJoin(parts, "; ")));
   }
   return TorchCall("loading the checkpoint", [&]() -> absl::Status {
-    // The file's codewords must hash to the digest it records: a receiver trusts the
+    // The file's codebook must hash to the digest it records: a receiver trusts the
     // digest to name the codebook, so a silently altered codebook is refused before any
     // tensor is copied.
     if (!options.skip_codebook && !checkpoint.meta.codebook_digest.empty()) {
-      std::vector<torch::Tensor> levels;
-      for (const auto& [name, dst] : target) {
-        if (absl::StartsWith(name, kCodewordsPrefix)) levels.push_back(*file.at(name));
-      }
-      const std::string digest = CodewordsDigest(levels);
-      if (!levels.empty() && digest != checkpoint.meta.codebook_digest) {
+      const std::string digest =
+          CodebookTensorsDigest([&](const std::string& name) -> const torch::Tensor* {
+            auto it = file.find(kCodebookPrefix + name);
+            return it == file.end() ? nullptr : it->second;
+          });
+      if (!digest.empty() && digest != checkpoint.meta.codebook_digest) {
         return absl::DataLossError(absl::StrCat("checkpoint: codebook digest ", digest,
                                                 " does not match the recorded ",
                                                 checkpoint.meta.codebook_digest));
+      }
+    }
+    // Names that share one tensor (the umgm codebook's three names of C_i) must carry one
+    // value in the file too; otherwise the last copy would silently win.
+    std::map<const void*, std::pair<std::string, const torch::Tensor*>> first_of;
+    for (const auto& [name, dst] : target) {
+      auto it = file.find(name);
+      if (skipped(name) || it == file.end()) continue;
+      auto [seen, inserted] = first_of.emplace(dst.data_ptr(), std::make_pair(name, it->second));
+      if (!inserted && !torch::equal(*seen->second.second, *it->second)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("checkpoint does not fit the model: ", name, " differs from ",
+                         seen->second.first, ", which the model holds as the same tensor"));
       }
     }
     torch::NoGradGuard no_grad;

@@ -39,6 +39,8 @@ struct Checkpoint {
 // parameters, then own buffers, then children). Tensors alias the module's storage.
 NamedTensors StateDict(const torch::nn::Module& module);
 
+// `module`'s state_dict alone, as torch.save(model.state_dict()) writes it.
+absl::StatusOr<std::string> SerializeStateDict(const torch::nn::Module& module);
 // Serialises `module`'s state_dict plus `meta`. The codebook digest is filled in from the
 // module's codebook when it has one.
 absl::StatusOr<std::string> SerializeCheckpoint(const torch::nn::Module& module,

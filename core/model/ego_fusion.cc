@@ -36,7 +36,7 @@ EgoFusionImpl::EgoFusionImpl(const StageConfig& cfg, Codebook shared_codebook) {
       register_module("pyramid_backbone", PyramidFusion(m.fusion_backbone, in_channels));
   shrink_conv = register_module("shrink_conv", ShrinkHeader(m.shrink_header));
   const int64_t dim = m.shrink_header.dim, anchors = m.anchor_number;
-  cls_head = register_module("cls_head", Head(dim, anchors));
+  cls_head = register_module("cls_head", Head(dim, ClsHeadChannels(cfg)));
   // Focal-loss prior (RetinaNet): start every anchor at p = 0.01 so that the first steps
   // are not dominated by ~10^4 easy negatives. A qv2x choice; QuantV2X leaves it at zero.
   {

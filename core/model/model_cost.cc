@@ -50,6 +50,12 @@ absl::StatusOr<ModelCost> EstimateModelCost(const StageConfig& cfg) {
   if (m.with_codebook) {
     c.codebook_per_agent =
         static_cast<int64_t>(m.codebook.residual_levels) * m.codebook.dict_size * channels * h * w;
+    if (m.codebook.variant == kCodebookUmgm) {
+      // Per level three encoder heads and three decoder heads, Linear(C, C) per cell (the
+      // last level has no latent and no side head).
+      const int64_t heads = 6 * m.codebook.residual_levels - 2;
+      c.codebook_per_agent += heads * channels * channels * h * w;
+    }
   }
 
   const PyramidConfig& p = m.fusion_backbone;
@@ -83,7 +89,8 @@ absl::StatusOr<ModelCost> EstimateModelCost(const StageConfig& cfg) {
   c.shrink_per_frame =
       Conv(s.input_dim, s.dim, s.kernel_size, sh * sw) + Conv(s.dim, s.dim, 3, sh * sw);
   c.heads_per_frame =
-      static_cast<int64_t>(m.anchor_number) * (1 + 7 + m.dir_args.num_bins) * s.dim * sh * sw;
+      (ClsHeadChannels(cfg) + static_cast<int64_t>(m.anchor_number) * (7 + m.dir_args.num_bins)) *
+      s.dim * sh * sw;
   return c;
 }
 

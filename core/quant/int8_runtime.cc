@@ -138,6 +138,7 @@ absl::Status Int8Net::Init(const Int8Artifact& a) {
   if (m.pillar_vfe.num_filters.size() != 1 || m.backbone.layer_nums.size() != 1) {
     return absl::UnimplementedError("int8 model: one PFN layer and one backbone level only");
   }
+  QV2X_RETURN_IF_ERROR(CheckInt8Coverage(cfg_));
   spec_ = MakeModelSpec(cfg_);
   acts_ = a.acts;
   // The grids this CPU's kernels run (int8_ops.h): the PFN canvas below writes levels

@@ -79,6 +79,17 @@ int64_t BlockSpec::stride() const {
   return s;
 }
 
+absl::Status CheckInt8Coverage(const StageConfig& cfg) {
+  if (cfg.model.with_codebook && cfg.model.codebook.variant == kCodebookUmgm) {
+    return absl::UnimplementedError(
+        absl::StrCat(cfg.name,
+                     ": INT8 models with the umgm codebook variant are not supported "
+                     "(its Linear heads have no place in the INT8 artifact format); "
+                     "run this model in FP32"));
+  }
+  return absl::OkStatus();
+}
+
 ModelSpec MakeModelSpec(const StageConfig& cfg) {
   const ModelConfig& m = cfg.model;
   ModelSpec spec;
@@ -152,7 +163,7 @@ ModelSpec MakeModelSpec(const StageConfig& cfg) {
   spec.heads.name = "heads";
   spec.heads.kind = BlockKind::kHeads;
   const int64_t a = m.anchor_number;
-  for (auto [name, out] : {std::pair<const char*, int64_t>{"cls_head", a},
+  for (auto [name, out] : {std::pair<const char*, int64_t>{"cls_head", ClsHeadChannels(cfg)},
                            {"reg_head", 7 * a},
                            {"dir_head", m.dir_args.num_bins * a}}) {
     LayerSpec h = Conv(name, "", s.dim, out, 1, 1, 1, false, 0);

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "core/config/model_config.h"
 
 namespace qv2x::quant {
@@ -73,6 +74,9 @@ struct ModelSpec {
 };
 
 ModelSpec MakeModelSpec(const StageConfig& cfg);
+// Unimplemented, saying why, for models the INT8 path does not cover: the umgm codebook
+// (its Linear heads have no place in the artifact format yet).
+absl::Status CheckInt8Coverage(const StageConfig& cfg);
 
 inline constexpr int kPfnInputs = 10;  // point features (kNumPointFeatures)
 

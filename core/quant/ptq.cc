@@ -251,8 +251,9 @@ absl::StatusOr<PtqResult> QuantizeCheckpoint(const std::string& config_yaml_path
   QV2X_ASSIGN_OR_RETURN(Detector model, MakeDetector(cfg));
   QV2X_RETURN_IF_ERROR(LoadStateDict(*model, ckpt));
   QV2X_ASSIGN_OR_RETURN(AnchorGrid grid, MakeAnchorGrid(cfg));
-  QV2X_ASSIGN_OR_RETURN(std::unique_ptr<FrameSource> source,
-                        FrameSource::Open(calibration_source, options.num_cali_batches));
+  QV2X_ASSIGN_OR_RETURN(
+      std::unique_ptr<FrameSource> source,
+      FrameSource::Open(calibration_source, options.num_cali_batches, DatasetOptionsOf(cfg)));
   std::vector<Sample> samples;
   SampleOptions so;
   so.mode = PillarMode::kTest;

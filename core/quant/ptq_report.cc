@@ -167,7 +167,7 @@ absl::StatusOr<PtqReport> CompareFp32Int8(const std::string& config_yaml_path,
 
   QV2X_ASSIGN_OR_RETURN(AnchorGrid grid, MakeAnchorGrid(cfg));
   QV2X_ASSIGN_OR_RETURN(std::unique_ptr<FrameSource> source,
-                        FrameSource::Open(eval_source, options.max_frames));
+                        FrameSource::Open(eval_source, options.max_frames, DatasetOptionsOf(cfg)));
   SampleOptions so;
   so.mode = PillarMode::kTest;
   so.targets = false;

@@ -191,6 +191,7 @@ absl::Status SimNet::Init(const StageConfig& cfg, const NamedTensors& state) {
   for (int s : m.fusion_backbone.upsample_strides) {
     if (s < 1) return absl::InvalidArgumentError("upsample_strides must be positive");
   }
+  QV2X_RETURN_IF_ERROR(CheckInt8Coverage(cfg));
   cfg_ = cfg;
   spec_ = MakeModelSpec(cfg);
   TensorMap map;

@@ -98,9 +98,14 @@ absl::StatusOr<DiagnosisReport> DiagnoseDetector(Detector& model, const FrameSou
       a.loss_reg += by_class[k].reg.item<double>();
       a.loss_dir += by_class[k].dir.item<double>();
     }
-    // Scores in the anchors' (row, col, anchor) order.
-    const at::Tensor scores =
-        torch::sigmoid(out.cls[0].to(torch::kCPU, torch::kFloat32)).permute({1, 2, 0}).contiguous();
+    // Scores in the anchors' (row, col, anchor) order; a class vector's is its largest.
+    at::Tensor scores =
+        torch::sigmoid(out.cls[0].to(torch::kCPU, torch::kFloat32)).permute({1, 2, 0});
+    if (scores.size(2) != grid.anchors_per_cell()) {
+      scores = std::get<0>(
+          scores.reshape({scores.size(0), scores.size(1), grid.anchors_per_cell(), -1}).max(-1));
+    }
+    scores = scores.contiguous();
     AddAnchorStats(grid, sample.targets, gt, scores, cfg.postprocess.score_threshold, &report);
 
     QV2X_ASSIGN_OR_RETURN(

@@ -9,18 +9,6 @@
 namespace qv2x {
 namespace {
 
-// Inverse of PoseToMatrix's rotation (R = Rz(yaw) Ry(-pitch) Rx(-roll)) and translation.
-Pose MatrixToPose(const Mat4& t) {
-  Pose p;
-  p.x = t(0, 3);
-  p.y = t(1, 3);
-  p.z = t(2, 3);
-  p.pitch = RadToDeg(std::asin(std::clamp(t(2, 0), -1.0, 1.0)));
-  p.roll = RadToDeg(std::atan2(-t(2, 1), t(2, 2)));
-  p.yaw = RadToDeg(std::atan2(t(1, 0), t(0, 0)));
-  return p;
-}
-
 Mat4 RotZ(double rad) {
   Mat4 r = Mat4::Identity();
   r(0, 0) = std::cos(rad);

@@ -9,8 +9,17 @@
 
 namespace qv2x {
 
+Opv2vOptions DatasetOptionsOf(const StageConfig& cfg) {
+  // The stage config checked both names when it was parsed.
+  Opv2vOptions o;
+  o.mode = ParseDatasetMode(cfg.dataset_mode).value_or(DatasetMode::kVc);
+  o.missing = ParseMissingAgent(cfg.missing_agent).value_or(MissingAgent::kSkip);
+  return o;
+}
+
 absl::StatusOr<std::unique_ptr<FrameSource>> FrameSource::Open(const std::string& spec,
-                                                               int max_frames) {
+                                                               int max_frames,
+                                                               const Opv2vOptions& options) {
   std::unique_ptr<FrameSource> src(new FrameSource());
   src->spec_ = spec;
   if (spec.rfind("sim:", 0) == 0) {
@@ -21,7 +30,7 @@ absl::StatusOr<std::unique_ptr<FrameSource>> FrameSource::Open(const std::string
     src->size_ = static_cast<size_t>(scene.frames_per_scenario) * simulator.num_scenarios();
     src->sim_.emplace(std::move(simulator));
   } else {
-    QV2X_ASSIGN_OR_RETURN(Opv2vDataset ds, Opv2vDataset::Open(spec));
+    QV2X_ASSIGN_OR_RETURN(Opv2vDataset ds, Opv2vDataset::Open(spec, options));
     src->size_ = ds.frames().size();
     src->dataset_.emplace(std::move(ds));
   }

@@ -9,19 +9,25 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/config/model_config.h"
 #include "core/data/frame.h"
 #include "core/data/opv2v_reader.h"
 #include "core/sim/simulator.h"
 
 namespace qv2x {
 
+// The dataset options a stage config names (dataset_mode, missing_agent).
+Opv2vOptions DatasetOptionsOf(const StageConfig& cfg);
+
 class FrameSource {
  public:
   // `spec` is "sim:<scene file>" or a dataset folder. `max_frames` > 0 keeps only that
   // many frames: a dataset its first ones; a scene the same number from every scenario,
   // evenly spaced over the episode.
+  // `options`: how a dataset folder is read.
   static absl::StatusOr<std::unique_ptr<FrameSource>> Open(const std::string& spec,
-                                                           int max_frames = 0);
+                                                           int max_frames = 0,
+                                                           const Opv2vOptions& options = {});
 
   size_t size() const { return size_; }
   absl::StatusOr<SceneFrame> Read(size_t i) const;

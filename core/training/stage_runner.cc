@@ -245,11 +245,12 @@ absl::StatusOr<StageResult> RunStage(const StageRequest& request,
     QV2X_RETURN_IF_ERROR(LoadOptimizer(optimizer, start_epoch, request.output_dir));
   }
 
-  QV2X_ASSIGN_OR_RETURN(auto train_src, FrameSource::Open(cfg.root_dir, tp.train_frames));
+  const Opv2vOptions dataset = DatasetOptionsOf(cfg);
+  QV2X_ASSIGN_OR_RETURN(auto train_src, FrameSource::Open(cfg.root_dir, tp.train_frames, dataset));
   QV2X_ASSIGN_OR_RETURN(AugmentConfig augment, AugmentConfigOf(cfg));
   std::unique_ptr<FrameSource> val_src;
   if (tp.eval_freq > 0) {
-    QV2X_ASSIGN_OR_RETURN(val_src, FrameSource::Open(cfg.validate_dir, tp.val_frames));
+    QV2X_ASSIGN_OR_RETURN(val_src, FrameSource::Open(cfg.validate_dir, tp.val_frames, dataset));
   }
 
   const int64_t n = static_cast<int64_t>(train_src->size());

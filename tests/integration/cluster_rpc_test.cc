@@ -8,6 +8,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/common/file_util.h"
 #include "core/model/checkpoint.h"
 #include "core/model/runtime_model.h"
 #include "grpcpp/grpcpp.h"
@@ -356,6 +357,42 @@ TEST_F(ClusterTest, RealtimeAgentsWaitForAFusionServiceThatFallsBehind) {
   const size_t at_resume = frames_->size();
   ASSERT_GE(frames_->WaitFor(at_resume + 5, 120).size(), at_resume + 5) << Logs();
   EXPECT_GT(skipped(), skipped1) << "the ticks missed while waiting are counted as skipped";
+}
+
+// QuantV2X's model layout (its 3-level residual codebook with Linear heads, its class-vector
+// cls head) as a scene: agents send three index maps per frame and fusion decodes them
+// through the heads; every frame fused, nothing refused.
+TEST_F(ClusterTest, Quantv2xLayoutRunsThroughTheCluster) {
+  std::string yaml = *ReadFile(kConfig);
+  for (auto [from, to] : {std::pair<std::string, std::string>{"variant: qv2x", "variant: umgm"},
+                          {"residual_levels: 1", "residual_levels: 3"},
+                          {"cls_head: anchor", "cls_head: class_vector"}}) {
+    const size_t at = yaml.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    yaml.replace(at, from.size(), to);
+  }
+  const std::string config = dir_ + "/quantv2x_tiny.yaml";
+  ASSERT_TRUE(WriteFileAtomic(config, yaml).ok());
+  auto model = LoadRuntimeModel(config, "");  // what every process builds from the seed
+  ASSERT_TRUE(model.ok()) << model.status();
+  ASSERT_TRUE(model->detector->codebook()->umgm());
+
+  StartFusion(0, {"--config=" + config});
+  for (int id : kAgents) StartAgent(id, {"--config=" + config, "--max_frames=4"});
+  const auto got = frames_->WaitFor(4, 180);
+  ASSERT_GE(got.size(), 4u) << Logs();
+  for (const auto& f : got) EXPECT_EQ(AgentsOf(f), std::set<int>({0, 1, -1})) << f.frame_id();
+
+  auto fusion = v1::Fusion::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", fusion_ports_.grpc), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  v1::FusionStatus s;
+  ASSERT_TRUE(fusion->GetStatus(&ctx, {}, &s).ok());
+  EXPECT_EQ(s.codebook_digest(), model->codebook_digest);
+  EXPECT_EQ(s.grid().levels(), 3u);
+  const auto fm = Metrics(fusion_ports_.metrics);
+  EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_messages_total"), 12);
+  EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_rejected_messages_total"), 0) << Logs();
 }
 
 }  // namespace

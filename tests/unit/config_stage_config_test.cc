@@ -216,6 +216,23 @@ TEST(StageConfigTest, OverrideChangesValueAndTravelsInSourceYaml) {
   EXPECT_DOUBLE_EQ(reparsed->postprocess.classes[2].l, 7.5);
 }
 
+TEST(StageConfigTest, DatasetReadingKeysAreOptionalAndChecked) {
+  auto cfg = LoadStageConfig(Preset("tiny", 1), {"dataset_mode=v2v", "missing_agent=stop"});
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->dataset_mode, "v2v");
+  EXPECT_EQ(cfg->missing_agent, "stop");
+  YAML::Node root = TinyDoc(1);
+  root.remove("dataset_mode");
+  root.remove("missing_agent");
+  auto dflt = ParseStageConfig(root);
+  ASSERT_TRUE(dflt.ok()) << dflt.status();
+  EXPECT_EQ(dflt->dataset_mode, "vc");
+  EXPECT_EQ(dflt->missing_agent, "skip");
+  auto bad = LoadStageConfig(Preset("tiny", 1), {"dataset_mode=v2i"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), StartsWith("dataset_mode: "));
+}
+
 TEST(StageConfigTest, MisspeltOverridePathFails) {
   auto cfg = LoadStageConfig(Preset("tiny", 1), {"train_params.epoch=7"});
   ASSERT_FALSE(cfg.ok());

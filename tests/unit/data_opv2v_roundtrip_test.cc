@@ -54,6 +54,7 @@ SceneFrame Sample(int index) {
   AgentFrame cav;
   cav.agent_id = 5;
   cav.lidar_pose = {20.0 / 3, 1.75, 1.9, 0, 180, 0};
+  cav.points = {{2.0f, 0.5f, -1.0f, 0.75f}};
   f.agents = {ego, cav, rsu};
   f.objects = {
       Object(2, ObjectClass::kVehicle, {-31.25, -1.75, 0.75, 4.5, 1.8, 1.5, 0}, {5, -1}, {40, 12}),
@@ -102,29 +103,34 @@ void ExpectSame(const SceneFrame& want, const SceneFrame& got) {
 }
 
 TEST_F(Opv2vRoundTripTest, WrittenFramesReadBackIdentically) {
-  const SceneFrame f3 = Sample(3), f4 = Sample(4);
-  ASSERT_TRUE(WriteOpv2vFrame(f3, dir_.string()).ok());
-  ASSERT_TRUE(WriteOpv2vFrame(f4, dir_.string()).ok());
-  for (const char* file : {"town_007/2/000003.pcd", "town_007/2/000003.yaml",
-                           "town_007/-1/000004.pcd", "town_007/5/000004.yaml"}) {
-    EXPECT_TRUE(fs::exists(dir_ / file)) << file;
+  // Every PCD layout: ASCII with 9 significant digits is exact for float32 too.
+  for (PcdData layout : {PcdData::kBinary, PcdData::kAscii, PcdData::kBinaryCompressed}) {
+    SCOPED_TRACE(static_cast<int>(layout));
+    const fs::path root = dir_ / std::to_string(static_cast<int>(layout));
+    const SceneFrame f3 = Sample(3), f4 = Sample(4);
+    ASSERT_TRUE(WriteOpv2vFrame(f3, root.string(), layout).ok());
+    ASSERT_TRUE(WriteOpv2vFrame(f4, root.string(), layout).ok());
+    for (const char* file : {"town_007/2/000003.pcd", "town_007/2/000003.yaml",
+                             "town_007/-1/000004.pcd", "town_007/5/000004.yaml"}) {
+      EXPECT_TRUE(fs::exists(root / file)) << file;
+    }
+    absl::StatusOr<Opv2vDataset> ds = Opv2vDataset::Open(root.string());
+    ASSERT_TRUE(ds.ok()) << ds.status();
+    ASSERT_EQ(ds->scenarios(), std::vector<std::string>{"town_007"});
+    // The ego first, then the other vehicles by id, infrastructure last.
+    EXPECT_EQ(ds->agent_ids(0), (std::vector<int>{2, 5, -1}));
+    ASSERT_EQ(ds->frames().size(), 2u);
+    absl::StatusOr<SceneFrame> r3 = ds->ReadFrame(0);
+    ASSERT_TRUE(r3.ok()) << r3.status();
+    EXPECT_EQ(r3->index, 0);
+    ExpectSame(f3, *r3);
+    absl::StatusOr<SceneFrame> r4 = ds->ReadFrame("town_007", "000004");
+    ASSERT_TRUE(r4.ok()) << r4.status();
+    EXPECT_EQ(r4->index, 1);
+    ExpectSame(f4, *r4);
+    EXPECT_EQ(ds->ReadFrame(2).status().code(), absl::StatusCode::kOutOfRange);
+    EXPECT_EQ(ds->ReadFrame("town_007", "000009").status().code(), absl::StatusCode::kNotFound);
   }
-  absl::StatusOr<Opv2vDataset> ds = Opv2vDataset::Open(dir_.string());
-  ASSERT_TRUE(ds.ok()) << ds.status();
-  ASSERT_EQ(ds->scenarios(), std::vector<std::string>{"town_007"});
-  // The ego first, then the other vehicles by id, infrastructure last.
-  EXPECT_EQ(ds->agent_ids(0), (std::vector<int>{2, 5, -1}));
-  ASSERT_EQ(ds->frames().size(), 2u);
-  absl::StatusOr<SceneFrame> r3 = ds->ReadFrame(0);
-  ASSERT_TRUE(r3.ok()) << r3.status();
-  EXPECT_EQ(r3->index, 0);
-  ExpectSame(f3, *r3);
-  absl::StatusOr<SceneFrame> r4 = ds->ReadFrame("town_007", "000004");
-  ASSERT_TRUE(r4.ok()) << r4.status();
-  EXPECT_EQ(r4->index, 1);
-  ExpectSame(f4, *r4);
-  EXPECT_EQ(ds->ReadFrame(2).status().code(), absl::StatusCode::kOutOfRange);
-  EXPECT_EQ(ds->ReadFrame("town_007", "000009").status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(Opv2vRoundTripTest, EgoFlagChoosesTheEgo) {
@@ -135,6 +141,81 @@ TEST_F(Opv2vRoundTripTest, EgoFlagChoosesTheEgo) {
   ASSERT_TRUE(ds.ok()) << ds.status();
   EXPECT_EQ(ds->agent_ids(0).front(), 5);
   EXPECT_EQ(ds->ReadFrame(0)->agents.front().agent_id, 5);
+}
+
+std::vector<int> Ids(const std::string& root, DatasetMode mode) {
+  absl::StatusOr<Opv2vDataset> ds = Opv2vDataset::Open(root, {mode, MissingAgent::kSkip});
+  if (!ds.ok()) return {};
+  absl::StatusOr<SceneFrame> f = ds->ReadFrame(0);
+  std::vector<int> read;
+  if (f.ok()) {
+    for (const AgentFrame& a : f->agents) read.push_back(a.agent_id);
+  }
+  EXPECT_EQ(read, ds->agent_ids(0)) << DatasetModeName(mode);
+  return read;
+}
+
+TEST_F(Opv2vRoundTripTest, DatasetModesChooseTheAgentsAndTheEgo) {
+  SceneFrame f = Sample(3);
+  AgentFrame rsu2 = f.agents[2];
+  rsu2.agent_id = -2;
+  f.agents.push_back(rsu2);
+  ASSERT_TRUE(WriteOpv2vFrame(f, dir_.string()).ok());
+  const std::string root = dir_.string();
+  EXPECT_EQ(Ids(root, DatasetMode::kVc), (std::vector<int>{2, 5, -1, -2}));
+  EXPECT_EQ(Ids(root, DatasetMode::kV2v), (std::vector<int>{2, 5}));
+  EXPECT_EQ(Ids(root, DatasetMode::kIc), (std::vector<int>{-1, -2, 2, 5}));
+  EXPECT_EQ(Ids(root, DatasetMode::kI2i), (std::vector<int>{-1, -2}));
+  EXPECT_EQ(*ParseDatasetMode("i2i"), DatasetMode::kI2i);
+  EXPECT_EQ(ParseDatasetMode("v2x").status().code(), absl::StatusCode::kInvalidArgument);
+
+  // Vehicles only, read in an infrastructure mode: no scenario has an ego.
+  fs::remove_all(dir_ / "town_007" / "-1");
+  fs::remove_all(dir_ / "town_007" / "-2");
+  absl::Status st = Opv2vDataset::Open(root, {DatasetMode::kI2i, MissingAgent::kSkip}).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(st.message().find("none of its 1 scenarios has an infrastructure agent"),
+            std::string::npos)
+      << st;
+}
+
+TEST_F(Opv2vRoundTripTest, MissingRecordsAreSkippedOrStopAsConfigured) {
+  ASSERT_TRUE(WriteOpv2vFrame(Sample(3), dir_.string()).ok());
+  ASSERT_TRUE(WriteOpv2vFrame(Sample(4), dir_.string()).ok());
+  fs::remove(dir_ / "town_007" / "5" / "000003.yaml");  // agent 5 has no record at 000003
+  fs::remove(dir_ / "town_007" / "-1" / "000004.pcd");  // the RSU's sweep at 000004 is lost
+  const std::string root = dir_.string();
+  absl::StatusOr<Opv2vDataset> skip = Opv2vDataset::Open(root);
+  ASSERT_TRUE(skip.ok()) << skip.status();
+  EXPECT_EQ(skip->ReadFrame(0)->agents.size(), 2u);
+  EXPECT_EQ(skip->ReadFrame(1)->agents.size(), 2u);
+  absl::StatusOr<Opv2vDataset> stop =
+      Opv2vDataset::Open(root, {DatasetMode::kVc, *ParseMissingAgent("stop")});
+  ASSERT_TRUE(stop.ok()) << stop.status();
+  absl::Status st = stop->ReadFrame(0).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(st.message().find("town_007/5/000003.yaml: missing: agent 5 has no record at 000003 "
+                              "(missing_agent: stop)"),
+            std::string::npos)
+      << st;
+  st = stop->ReadFrame(1).status();
+  EXPECT_NE(st.message().find("-1/000004.pcd (or .bin): missing: agent -1 has a YAML but no "
+                              "sweep"),
+            std::string::npos)
+      << st;
+
+  // An empty sweep: another agent's follows the policy; the ego's is always an error.
+  ASSERT_TRUE(WritePcd((dir_ / "town_007" / "-1" / "000004.pcd").string(), {}).ok());
+  EXPECT_EQ(skip->ReadFrame(1)->agents.size(), 2u);
+  st = stop->ReadFrame(1).status();
+  EXPECT_NE(st.message().find("000004.pcd: empty sweep"), std::string::npos) << st;
+  ASSERT_TRUE(WritePcd((dir_ / "town_007" / "2" / "000004.pcd").string(), {}).ok());
+  st = skip->ReadFrame(1).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("empty sweep (no point with finite coordinates) (the ego)"),
+            std::string::npos)
+      << st;
+  EXPECT_EQ(ParseMissingAgent("ignore").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(Opv2vRoundTripTest, AgentYamlFollowsOpv2v) {

@@ -99,6 +99,22 @@ TEST(DetectionLossTest, CombinedLossHandComputed) {
   EXPECT_NEAR(terms->dir.item<float>(), 0.0, 1e-9);
 }
 
+TEST(DetectionLossTest, ClassVectorHeadTargetsTheAnchorsOwnClass) {
+  // Two anchors, one per class, a 2-way class vector each: anchor 0 (class 0) is positive,
+  // so its target is [1, 0]; anchor 1's is [0, 0]. Logits (a0c0, a0c1, a1c0, a1c1).
+  TinyCase c = MakeTiny({0.f, 2.f}, {1.f, 0.f});
+  c.out.cls = torch::tensor({0.f, 0.f, 2.f, 0.f}).reshape({1, 4, 1, 1});
+  const DetectionLoss loss(Config(), Dir());
+  auto terms = loss(c.out, c.targets);
+  ASSERT_TRUE(terms.ok()) << terms.status();
+  EXPECT_NEAR(terms->cls.item<float>(), kFocalPos0 + kFocalNeg0 + kFocalNeg2 + kFocalNeg0, 1e-6);
+  // The per-class split sums each anchor's whole class vector.
+  auto by_class = loss.ByAnchorClass(c.out, c.targets, 1);
+  ASSERT_TRUE(by_class.ok()) << by_class.status();
+  EXPECT_NEAR((*by_class)[0].cls.item<float>(), kFocalPos0 + kFocalNeg0, 1e-6);
+  EXPECT_NEAR((*by_class)[1].cls.item<float>(), kFocalNeg2 + kFocalNeg0, 1e-6);
+}
+
 TEST(DetectionLossTest, ByAnchorClassSplitsEachTermAndAddsUpToIt) {
   // Two anchors per cell, one per class: anchor 0 (class 0) positive, anchor 1 (class 1)
   // negative. Class 1 gets only its negative's focal loss, normalised by the frame's one

@@ -138,6 +138,28 @@ TEST_F(DetectionPostprocessTest, ClassAgnosticSuppressionAcrossClasses) {
   EXPECT_NEAR((*dets)[0].box.l, 3.5, 1e-5);
 }
 
+TEST_F(DetectionPostprocessTest, ClassVectorHeadNamesTheBoxByItsLikeliestClass) {
+  // cls_head class_vector: C logits per anchor; the score is the likeliest class's and the
+  // box takes that class, whatever its anchor's class.
+  const Box3D veh{0.4, 0.4, -1.7, 3.9, 1.6, 1.5, 0.1};
+  Plant(8, 16, 0, 3.f, veh, veh.yaw);
+  const int A = grid_.anchors_per_cell(), C = static_cast<int>(grid_.class_ids.size());
+  ASSERT_EQ(C, 3);
+  at::Tensor vec = torch::full({1, A * C, grid_.feature_h, grid_.feature_w}, -10.f);
+  vec[0][0 * C + 2][8][16] = 1.5f;  // anchor 0 (a vehicle anchor) says "class 2"
+  vec[0][0 * C + 0][8][16] = 0.5f;
+  out_.cls = vec;
+  auto dets = Run();
+  ASSERT_TRUE(dets.ok()) << dets.status();
+  ASSERT_EQ(dets->size(), 1u);
+  EXPECT_EQ((*dets)[0].cls, grid_.class_ids[2]);
+  EXPECT_NEAR((*dets)[0].score, 1.0 / (1.0 + std::exp(-1.5)), 1e-6);
+  EXPECT_NEAR((*dets)[0].box.l, 3.9, 1e-5);  // the anchor's regression, as before
+  // Neither A nor A·C channels: refused.
+  out_.cls = torch::zeros({1, A * 2, grid_.feature_h, grid_.feature_w});
+  EXPECT_EQ(Run().status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(DetectionPostprocessTest, ScoreThresholdTopKAndOrder) {
   // Five disjoint pedestrians with scores σ(-1.5) = 0.18 (below 0.2) and four above.
   const float logits[5] = {-1.5f, 0.f, 1.f, 2.f, 3.f};

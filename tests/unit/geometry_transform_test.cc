@@ -71,6 +71,18 @@ TEST(PoseToMatrixTest, MatchesProductOfElementaryRotations) {
   }
 }
 
+TEST(PoseToMatrixTest, MatrixToPoseInvertsIt) {
+  for (const Pose& p : {Pose{1.5, -2.0, 0.3, 4.0, 120.0, -7.5}, Pose{0, 0, 0, 0, -179.0, 0},
+                        Pose{-30.0, 8.0, 1.9, -2.0, 35.0, 80.0}}) {
+    const Pose back = MatrixToPose(PoseToMatrix(p));
+    EXPECT_NEAR(back.x, p.x, 1e-12);
+    EXPECT_NEAR(back.z, p.z, 1e-12);
+    EXPECT_NEAR(back.roll, p.roll, 1e-9);
+    EXPECT_NEAR(back.yaw, p.yaw, 1e-9);
+    EXPECT_NEAR(back.pitch, p.pitch, 1e-9);
+  }
+}
+
 TEST(PoseTest, ArrayRoundTripUsesOpv2vOrder) {
   const Pose p = Pose::FromArray({1, 2, 3, 4, 5, 6});
   EXPECT_EQ(p.roll, 4);

@@ -1,8 +1,10 @@
 // Codebook (SPEC §4): argmin against brute force, decode ∘ encode, training gradients,
-// digest.
+// digest; the umgm variant's names, training and digest (its decoding against QuantV2X's
+// equations: model_quantv2x_interop_test).
 #include <torch/torch.h>
 
 #include <cmath>
+#include <map>
 
 #include "core/model/codebook.h"
 #include "gmock/gmock.h"
@@ -13,12 +15,14 @@ namespace {
 
 using ::testing::HasSubstr;
 
-CodebookConfig Cfg(int seg, int dict, int channel, int levels = 1) {
+CodebookConfig Cfg(int seg, int dict, int channel, int levels = 1,
+                   const char* variant = kCodebookQv2x) {
   CodebookConfig c;
   c.seg_num = seg;
   c.dict_size = dict;
   c.channel = channel;
   c.residual_levels = levels;
+  c.variant = variant;
   return c;
 }
 
@@ -208,6 +212,64 @@ TEST(Codebook, DigestNamesTheValues) {
   // The same bytes in another shape are another codebook.
   Codebook c(Cfg(2, 16, 8));
   EXPECT_NE(c->Digest(), a->Digest());
+}
+
+TEST(Codebook, UmgmHoldsQuantv2xNamesAndTrainsEveryPart) {
+  torch::manual_seed(6);
+  Codebook cb(Cfg(2, 8, 8, 3, kCodebookUmgm));
+  EXPECT_TRUE(cb->umgm());
+  ASSERT_EQ(cb->levels(), 3);
+  std::map<std::string, std::vector<int64_t>> names;
+  for (const auto& p : cb->named_parameters()) names[p.key()] = p.value().sizes().vec();
+  for (const auto& b : cb->named_buffers()) names[b.key()] = b.value().sizes().vec();
+  EXPECT_EQ(names["_encoders.0._quantizer._codebook"], (std::vector<int64_t>{2, 8, 4}));
+  EXPECT_EQ(names["_encoders.2._quantizer._temperature"], (std::vector<int64_t>{2, 1}));
+  EXPECT_EQ(names["_encoders.1._quantizer._bound.bound"], (std::vector<int64_t>{1}));
+  EXPECT_EQ(names["_decoders.1._dequantizer._codebook"], (std::vector<int64_t>{2, 8, 4}));
+  EXPECT_EQ(names["_freqEMA.2"], (std::vector<int64_t>{2, 8}));
+  EXPECT_EQ(names["_encoders.1._latentHead.weight"], (std::vector<int64_t>{8, 8}));
+  EXPECT_FALSE(names.count("_encoders.2._latentHead.weight"));  // the last level has none
+  EXPECT_FALSE(names.count("_decoders.2._sideHead.weight"));
+  // 3 usage buffers; per level 8 encoder tensors and 5 decoder tensors; latent and side
+  // heads on two levels.
+  EXPECT_EQ(names.size(), 3u + 3 * (8 + 5) + 2 * 2 + 2 * 2);
+  // One tensor under three names, trained once.
+  EXPECT_EQ(cb->named_parameters()["_encoders.1._quantizer._codebook"].data_ptr(),
+            cb->named_buffers()["_decoders.1._dequantizer._codebook"].data_ptr());
+
+  cb->train();
+  const torch::Tensor x = torch::randn({2, 8, 3, 4});
+  torch::optim::Adam opt(cb->parameters(), torch::optim::AdamOptions(1e-2));
+  double first = 0, last = 0;
+  for (int step = 0; step < 60; ++step) {
+    opt.zero_grad();
+    CodebookOutput out = cb->forward(x);
+    out.loss.backward();
+    if (step == 0) {
+      for (const auto& p : cb->named_parameters()) {
+        if (p.key().find("_bound") != std::string::npos) continue;
+        ASSERT_TRUE(p.value().grad().defined()) << p.key();
+        EXPECT_GT(p.value().grad().abs().sum().item<float>(), 0.f) << p.key();
+      }
+      first = out.loss.item<double>();
+    }
+    if (step >= 50) last += out.loss.item<double>() / 10;  // Gumbel picks are noisy
+    opt.step();
+  }
+  EXPECT_LT(last, 0.7 * first) << first << " -> " << last;
+  // Usage statistics follow the picks: each row a distribution over the 8 codewords.
+  EXPECT_NEAR(cb->named_buffers()["_freqEMA.0"].sum(1)[0].item<float>(), 1.0f - std::pow(0.9f, 60),
+              1e-3);
+
+  // Eval: deterministic, and the digest covers the heads as well as the codewords.
+  cb->eval();
+  EXPECT_TRUE(torch::equal(cb->Encode(x), cb->Encode(x)));
+  const std::string before = cb->Digest();
+  {
+    torch::NoGradGuard g;
+    cb->named_parameters()["_decoders.0._restoreHead.bias"][3] += 1e-6f;
+  }
+  EXPECT_NE(cb->Digest(), before);
 }
 
 }  // namespace

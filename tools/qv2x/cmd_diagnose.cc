@@ -79,8 +79,9 @@ absl::Status RunDiagnose(Args& args) {
   QV2X_ASSIGN_OR_RETURN(Detector model, MakeDetector(cfg));
   QV2X_RETURN_IF_ERROR(LoadStateDict(*model, ckpt));
   QV2X_ASSIGN_OR_RETURN(AnchorGrid grid, MakeAnchorGrid(cfg));
-  QV2X_ASSIGN_OR_RETURN(auto source, FrameSource::Open(scene.empty() ? dataset : "sim:" + scene,
-                                                       static_cast<int>(frames)));
+  QV2X_ASSIGN_OR_RETURN(auto source,
+                        FrameSource::Open(scene.empty() ? dataset : "sim:" + scene,
+                                          static_cast<int>(frames), DatasetOptionsOf(cfg)));
   QV2X_ASSIGN_OR_RETURN(DiagnosisReport report,
                         DiagnoseDetector(model, *source, cfg, grid, options));
   std::printf("%s", DiagnosisTable(report).c_str());

@@ -206,7 +206,8 @@ absl::Status RunInfer(Args& args) {
   const bool codebook = main.model->has_codebook();
   if (all && !codebook) methods.pop_back();  // bypassing a codebook it does not have
   const std::string spec = scene.empty() ? dataset : "sim:" + scene;
-  QV2X_ASSIGN_OR_RETURN(auto source, FrameSource::Open(spec, static_cast<int>(frames)));
+  QV2X_ASSIGN_OR_RETURN(
+      auto source, FrameSource::Open(spec, static_cast<int>(frames), DatasetOptionsOf(main.cfg)));
 
   baselines::BaselineOptions options;
   options.methods = methods;

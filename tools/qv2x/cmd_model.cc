@@ -1,6 +1,7 @@
-// `qv2x model summary|init`: parameter counts and compute cost of a stage config's model,
-// and a freshly initialised checkpoint; `inputs` and `forward` live in
-// cmd_model_forward.cc. Torch-free: everything goes through core/model/model_summary.h.
+// `qv2x model summary|init|import|export`: parameter counts and compute cost of a stage
+// config's model, a freshly initialised checkpoint, QuantV2X's checkpoints in and out;
+// `inputs` and `forward` live in cmd_model_forward.cc. Torch-free: everything goes through
+// core/model/model_summary.h and core/model/quantv2x_interop.h.
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "core/common/status_macros.h"
 #include "core/config/model_config.h"
 #include "core/model/model_summary.h"
+#include "core/model/quantv2x_interop.h"
 #include "nlohmann/json.hpp"
 #include "tools/qv2x/cmd_model_forward.h"
 #include "tools/qv2x/command.h"
@@ -20,6 +22,8 @@ namespace {
 constexpr char kUsage[] =
     R"(usage: qv2x model summary --config FILE [--set key.path=value ...] [--json]
        qv2x model init --config FILE --out CKPT [--seed N] [--set key.path=value ...]
+       qv2x model import --config FILE --from-quantv2x STATE_DICT --out CKPT
+       qv2x model export --config FILE --checkpoint CKPT --to-quantv2x STATE_DICT
 
 summary  Builds the model of a stage YAML and prints, per top-level module (QuantV2X
          names: encoder_m1, backbone_m1, codebook, pyramid_backbone, shrink_conv,
@@ -30,13 +34,22 @@ summary  Builds the model of a stage YAML and prints, per top-level module (Quan
 init     Writes a freshly initialised checkpoint (a PyTorch state_dict file that
          torch.load reads; docs/checkpoint-format.md) with the config text, stage 0,
          epoch 0 and the codebook digest as metadata.
+import   Reads a state_dict QuantV2X wrote (torch.save(model.state_dict()); `module.`
+         prefixes are stripped) and writes it as a qv2x checkpoint of the config, every
+         tensor accounted for: anything missing, left over or mis-shaped is an error
+         naming it. configs/quantv2x/ has QuantV2X's model layout (the umgm codebook, the
+         18-channel cls head; docs/checkpoint-format.md).
+export   Writes a qv2x checkpoint as the plain state_dict QuantV2X's code loads.
 
 flags:
   --config FILE         stage YAML (configs/<preset>/stage{1,2,3}.yaml)
   --set key.path=value  override a config key (repeatable), as in `qv2x config check`
   --json                summary as JSON
   --out CKPT            init: checkpoint path (parent folders are created)
-  --seed N              init: torch seed (default: the config's train_params.seed))";
+  --seed N              init: torch seed (default: the config's train_params.seed)
+  --from-quantv2x FILE  import: QuantV2X's state_dict file
+  --checkpoint CKPT     export: the qv2x checkpoint
+  --to-quantv2x FILE    export: where to write the state_dict)";
 
 std::string Grouped(int64_t v) {
   std::string digits = std::to_string(v < 0 ? -v : v), out;
@@ -129,15 +142,47 @@ absl::Status RunInit(Args& args) {
   return absl::OkStatus();
 }
 
+void PrintInterop(const char* verb, const std::string& out, const InteropReport& r) {
+  std::printf(
+      "%s %s: %lld tensors%s%s\n", verb, out.c_str(), static_cast<long long>(r.tensors),
+      r.prefixes_removed > 0
+          ? absl::StrCat(" (", r.prefixes_removed, " `module.` prefixes removed)").c_str()
+          : "",
+      r.codebook_digest.empty() ? "" : absl::StrCat(", codebook ", r.codebook_digest).c_str());
+}
+
+absl::Status RunImport(Args& args) {
+  QV2X_ASSIGN_OR_RETURN(StageConfig cfg, Config(args));
+  QV2X_ASSIGN_OR_RETURN(std::string in, args.Required("from-quantv2x"));
+  QV2X_ASSIGN_OR_RETURN(std::string out, args.Required("out"));
+  QV2X_RETURN_IF_ERROR(args.Finish());
+  QV2X_ASSIGN_OR_RETURN(InteropReport r, ImportQuantV2xCheckpoint(cfg, in, out));
+  PrintInterop("wrote", out, r);
+  return absl::OkStatus();
+}
+
+absl::Status RunExport(Args& args) {
+  QV2X_ASSIGN_OR_RETURN(StageConfig cfg, Config(args));
+  QV2X_ASSIGN_OR_RETURN(std::string in, args.Required("checkpoint"));
+  QV2X_ASSIGN_OR_RETURN(std::string out, args.Required("to-quantv2x"));
+  QV2X_RETURN_IF_ERROR(args.Finish());
+  QV2X_ASSIGN_OR_RETURN(InteropReport r, ExportQuantV2xCheckpoint(cfg, in, out));
+  PrintInterop("wrote", out, r);
+  return absl::OkStatus();
+}
+
 absl::Status RunModel(Args& args) {
   const auto& pos = args.positional();
   const std::string sub = pos.size() == 1 ? pos[0] : "";
   if (sub == "summary") return RunSummary(args);
   if (sub == "init") return RunInit(args);
+  if (sub == "import") return RunImport(args);
+  if (sub == "export") return RunExport(args);
   if (sub == "inputs") return RunInputsCommand(args);
   if (sub == "forward") return RunForwardCommand(args);
   return absl::InvalidArgumentError(
-      "expected `qv2x model summary`, `init`, `inputs` or `forward` (see --help)");
+      "expected `qv2x model summary`, `init`, `import`, `export`, `inputs` or `forward` (see "
+      "--help)");
 }
 
 const Registration kRegistration(

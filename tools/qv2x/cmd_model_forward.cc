@@ -113,7 +113,8 @@ absl::Status RunInputsCommand(Args& args) {
   }
   if (index < 0) return absl::InvalidArgumentError("--frame must be >= 0");
   QV2X_ASSIGN_OR_RETURN(StageConfig cfg, LoadStageConfig(config, overrides));
-  QV2X_ASSIGN_OR_RETURN(auto source, FrameSource::Open(scene.empty() ? dataset : "sim:" + scene));
+  QV2X_ASSIGN_OR_RETURN(auto source, FrameSource::Open(scene.empty() ? dataset : "sim:" + scene, 0,
+                                                       DatasetOptionsOf(cfg)));
   if (static_cast<size_t>(index) >= source->size()) {
     return absl::InvalidArgumentError(
         absl::StrCat("--frame ", index, ": the source has ", source->size(), " frames"));

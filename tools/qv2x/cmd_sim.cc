@@ -24,14 +24,16 @@ namespace qv2x::cli {
 namespace {
 
 constexpr char kUsage[] = R"(usage: qv2x sim --scene FILE [--frames N] [--scenario K|all]
-                [--out DIR] [--stats] [--render PNG] [--export JSON] [--render-frame I]
+                [--out DIR [--pcd LAYOUT]] [--stats] [--render PNG] [--export JSON]
+                [--render-frame I]
 
 Runs the built-in LiDAR scene simulator (deterministic from the scene file's seed) for
 frames 0..N-1 of scenario K and does one or more of:
 
   --out DIR      write the frames in the OPV2V layout:
-                 DIR/<scenario>/<agent_id>/<timestamp>.pcd (binary, float32 x y z
-                 intensity, sensor frame) and .yaml (lidar_pose, vehicles, ego).
+                 DIR/<scenario>/<agent_id>/<timestamp>.pcd (float32 x y z
+                 intensity, sensor frame; --pcd: DATA binary (default), ascii or
+                 binary_compressed) and .yaml (lidar_pose, vehicles, ego).
   --stats        print JSON statistics on stdout (see below).
   --render PNG   draw a bird's-eye view of frame I (--render-frame, default 0) in the
                  ego frame: each agent's points in its own colour, ground-truth boxes
@@ -147,6 +149,7 @@ absl::Status RunSim(Args& args) {
   const std::optional<std::string> frames_flag = args.Get("frames");
   const std::string scenario_flag = args.GetOr("scenario", "0");
   const std::optional<std::string> out = args.Get("out");
+  QV2X_ASSIGN_OR_RETURN(PcdData pcd, ParsePcdData(args.GetOr("pcd", "binary")));
   const bool stats = args.Switch("stats");
   const std::optional<std::string> render = args.Get("render");
   const std::optional<std::string> export_path = args.Get("export");
@@ -198,7 +201,7 @@ absl::Status RunSim(Args& args) {
         QV2X_ASSIGN_OR_RETURN(SceneFrame f, simulator.Frame(k, i));
         s.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         Accumulate(f, cfg, &s);
-        if (out) QV2X_RETURN_IF_ERROR(WriteOpv2vFrame(f, *out));
+        if (out) QV2X_RETURN_IF_ERROR(WriteOpv2vFrame(f, *out, pcd));
       }
     }
   }
