@@ -82,7 +82,10 @@ absl::Status Plot(const nlohmann::json& result, const std::string& png, const st
   std::map<int, std::map<std::string, nlohmann::json>> by_n;
   for (const auto& r : result["runs"]) by_n[r["agents"].get<int>()][r["precision"]] = r;
   std::string rows = "# agents p99_fp32_ms p99_int8_ms fps_fp32 fps_int8\n";
-  for (const auto& [n, runs] : by_n) {
+  for (const auto& entry : by_n) {
+    // C++17 lambdas cannot capture structured bindings (clang refuses it).
+    const int n = entry.first;
+    const std::map<std::string, nlohmann::json>& runs = entry.second;
     auto get = [&](const char* p, const char* k, double scale) {
       auto it = runs.find(p);
       return it == runs.end() ? std::string("NaN")
