@@ -349,7 +349,7 @@ TEST_F(ClusterTest, RealtimeAgentsWaitForAFusionServiceThatFallsBehind) {
     return qv2x::testing::SumOf(Metrics(agent_ports_[1].metrics),
                                 "qv2x_agent_frames_skipped_total");
   };
-  const double sent0 = sent(), skipped0 = skipped();
+  const double sent0 = sent();
   std::this_thread::sleep_for(std::chrono::seconds(3));  // 30 ticks at the scene's 10 Hz
   const double sent1 = sent(), skipped1 = skipped();
   fusion_->Signal(SIGCONT);

@@ -28,7 +28,7 @@ TEST_F(ConfinedPathsTest, InsideIsResolvedEscapesAreRefusedNamingTheField) {
   auto ok = ConfinePath(Artifacts(), "run/a.pth", "checkpoint");
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(*ok, (root_ / "artifacts" / "run" / "a.pth").string());
-  for (const std::string bad :
+  for (const std::string& bad :
        {std::string("../elsewhere/secret"), std::string("run/../../elsewhere/secret"),
         (root_ / "elsewhere" / "secret").string(), std::string("/etc/passwd"),
         std::string("out/secret")}) {  // a symlink out of the folder

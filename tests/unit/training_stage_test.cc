@@ -49,8 +49,12 @@ TEST(FreezingTest, Stage2TrainsOnlyTheCodebookAndLeavesEverythingElseBitExact) {
   }
   SetTrainMode(model, 2);
   for (const auto& m : model->modules(/*include_self=*/false)) {
-    if (auto* bn = m->as<torch::nn::BatchNorm2d>()) EXPECT_FALSE(bn->is_training());
-    if (auto* bn = m->as<torch::nn::BatchNorm1d>()) EXPECT_FALSE(bn->is_training());
+    if (auto* bn = m->as<torch::nn::BatchNorm2d>()) {
+      EXPECT_FALSE(bn->is_training());
+    }
+    if (auto* bn = m->as<torch::nn::BatchNorm1d>()) {
+      EXPECT_FALSE(bn->is_training());
+    }
   }
   EXPECT_TRUE(model->codebook()->is_training());
 
