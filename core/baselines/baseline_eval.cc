@@ -51,7 +51,11 @@ class FrameRunner {
  public:
   FrameRunner(Detector& model, const StageConfig& cfg, const AnchorGrid& grid,
               const BaselineOptions& options)
-      : model_(model), cfg_(cfg), grid_(grid), options_(options) {}
+      : model_(model),
+        cfg_(cfg),
+        grid_(grid),
+        options_(options),
+        codebook_digest_(model->has_codebook() ? model->codebook()->Digest() : "") {}
 
   absl::StatusOr<Encoded> Encode(const Pillars& pillars) {
     const auto t0 = Clock::now();
@@ -104,10 +108,9 @@ class FrameRunner {
     const std::vector<int32_t> values(idx.data_ptr<int32_t>(),
                                       idx.data_ptr<int32_t>() + idx.numel());
     const codec::IndexGrid g{idx.size(0), idx.size(1), idx.size(2), cfg_.model.codebook.dict_size};
-    const std::string digest = model_->codebook()->Digest();
     auto size = [&](const codec::EncodeOptions& o, std::vector<double>& out) -> absl::Status {
       QV2X_ASSIGN_OR_RETURN(codec::EncodedIndices coded, codec::EncodeIndices(values, g, o, mask));
-      const IndexMessage m{h.agent_id, h.frame_id, h.lidar_pose, g, digest, &coded};
+      const IndexMessage m{h.agent_id, h.frame_id, h.lidar_pose, g, codebook_digest_, &coded};
       out.push_back(options_.index_message_bytes
                         ? static_cast<double>(options_.index_message_bytes(m))
                         : static_cast<double>(kMessageHeaderBytes + coded.payload.size()));
@@ -127,6 +130,7 @@ class FrameRunner {
   const StageConfig& cfg_;
   const AnchorGrid& grid_;
   const BaselineOptions& options_;
+  const std::string codebook_digest_;  // hashed once, not per message
 };
 
 // Encodes one message raw and with zstd, records both sizes and returns the raw bytes,

@@ -3,7 +3,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -17,12 +16,27 @@ namespace F = torch::nn::functional;
 // QuantV2X keeps its temperature above this bound (`_bound.bound`).
 constexpr double kTemperatureBound = 1e-6;
 
+// [N, C, H, W] → rows [N·H·W, C].
+torch::Tensor Rows(const torch::Tensor& x) {
+  return x.permute({0, 2, 3, 1}).reshape({-1, x.size(1)});
+}
+
 // Rows [P, C] ↔ segments [m, P, d].
 torch::Tensor RowsToSegments(const torch::Tensor& rows, int64_t m, int64_t d) {
   return rows.reshape({-1, m, d}).transpose(0, 1);
 }
 torch::Tensor SegmentsToRows(const torch::Tensor& s) {
   return s.transpose(0, 1).reshape({s.size(1), -1});
+}
+
+// What a umgm level quantises: z = latentStageEncoder(x) and quantizationHead(z) as
+// segments [m, P, d].
+std::pair<torch::Tensor, torch::Tensor> UmgmQuery(torch::nn::Linear& latent_stage,
+                                                  torch::nn::Linear& quantization,
+                                                  const torch::Tensor& x, int64_t m, int64_t d) {
+  torch::Tensor z = latent_stage(x);
+  torch::Tensor q = RowsToSegments(quantization(z), m, d);
+  return {std::move(z), std::move(q)};
 }
 
 // A module that only holds tensors under the given names (QuantV2X's sub-module layout).
@@ -90,7 +104,7 @@ void CodebookImpl::BuildUmgm(const CodebookConfig& cfg) {
 
 torch::Tensor CodebookImpl::ToSegments(const torch::Tensor& x) const {
   // [N, C, H, W] → [N, H, W, C] → [P, m, d] → [m, P, d]
-  return x.permute({0, 2, 3, 1}).reshape({-1, segments_, seg_dim_}).transpose(0, 1);
+  return RowsToSegments(Rows(x), segments_, seg_dim_);
 }
 
 torch::Tensor CodebookImpl::FromSegments(const torch::Tensor& s,
@@ -139,14 +153,12 @@ CodebookOutput CodebookImpl::forward(const torch::Tensor& x) {
 CodebookOutput CodebookImpl::ForwardUmgm(const torch::Tensor& x) {
   // Straight-through Gumbel-softmax picks each level's codewords; the reconstruction is
   // decoded from the picked ones, as QuantV2X trains it.
-  const torch::Tensor rows = x.permute({0, 2, 3, 1}).reshape({-1, channels_});
   const double inv_sqrt_k = 1.0 / std::sqrt(static_cast<double>(dict_size_));
   std::vector<torch::Tensor> chosen;
-  torch::Tensor xi = rows;
+  torch::Tensor xi = Rows(x);
   for (int64_t l = 0; l < levels(); ++l) {
     UmgmHeads& h = heads_[l];
-    const torch::Tensor z = h.latent_stage(xi);
-    const torch::Tensor q = RowsToSegments(h.quantization(z), segments_, seg_dim_);
+    const auto [z, q] = UmgmQuery(h.latent_stage, h.quantization, xi, segments_, seg_dim_);
     const torch::Tensor scale = h.temperature.clamp_min(kTemperatureBound).unsqueeze(-1);
     const torch::Tensor logits = Distances(q, l) * -inv_sqrt_k * scale;  // [m, P, k]
     const torch::Tensor one_hot =
@@ -169,13 +181,11 @@ CodebookOutput CodebookImpl::ForwardUmgm(const torch::Tensor& x) {
 }
 
 torch::Tensor CodebookImpl::EncodeUmgm(const torch::Tensor& x) {
-  const torch::Tensor rows = x.permute({0, 2, 3, 1}).reshape({-1, channels_});
   std::vector<torch::Tensor> per_level;
-  torch::Tensor xi = rows;
+  torch::Tensor xi = Rows(x);
   for (int64_t l = 0; l < levels(); ++l) {
     UmgmHeads& h = heads_[l];
-    const torch::Tensor z = h.latent_stage(xi);
-    const torch::Tensor q = RowsToSegments(h.quantization(z), segments_, seg_dim_);
+    const auto [z, q] = UmgmQuery(h.latent_stage, h.quantization, xi, segments_, seg_dim_);
     const torch::Tensor idx = Distances(q, l).argmin(2);  // [m, P]
     per_level.push_back(idx);
     if (h.latent) xi = h.latent(z) - SegmentsToRows(Gather(l, idx));
@@ -302,7 +312,7 @@ std::string DigestOf(const std::vector<torch::Tensor>& levels,
   return absl::StrFormat("%016x", h);
 }
 
-// The umgm heads that decoding depends on, in digest order, by name relative to the codebook.
+// The umgm heads, in digest order, by name relative to the codebook.
 std::vector<std::string> UmgmHeadNames(int64_t level) {
   std::vector<std::string> out;
   const std::string enc = absl::StrCat("_encoders.", level, ".");
@@ -335,12 +345,9 @@ std::string CodebookTensorsDigest(const TensorLookup& find) {
 }
 
 std::string CodebookImpl::Digest() const {
-  std::map<std::string, torch::Tensor> tensors;
-  for (const auto& p : named_parameters()) tensors.emplace(p.key(), p.value());
-  return CodebookTensorsDigest([&](const std::string& name) -> const torch::Tensor* {
-    auto it = tensors.find(name);
-    return it == tensors.end() ? nullptr : &it->second;
-  });
+  const auto params = named_parameters();
+  return CodebookTensorsDigest(
+      [&](const std::string& name) -> const torch::Tensor* { return params.find(name); });
 }
 
 namespace {
@@ -378,7 +385,7 @@ torch::Tensor KMeans(const torch::Tensor& x, int64_t k, int iterations) {
 void CodebookImpl::InitFromFeatures(const torch::Tensor& features, int iterations) {
   torch::NoGradGuard no_grad;
   if (umgm()) {
-    torch::Tensor rows = features.to(torch::kFloat).permute({0, 2, 3, 1}).reshape({-1, channels_});
+    const torch::Tensor rows = Rows(features.to(torch::kFloat));
     InitUmgmFromRows(rows.index({rows.abs().sum(1) > 0}).contiguous(), iterations);
     return;
   }
@@ -408,10 +415,9 @@ void CodebookImpl::InitUmgmFromRows(torch::Tensor rows, int iterations) {
   if (rows.size(0) < dict_size_) return;  // too little data: keep the random init
   for (int64_t l = 0; l < levels(); ++l) {
     UmgmHeads& h = heads_[l];
-    const torch::Tensor z = h.latent_stage(rows);
-    const torch::Tensor q = RowsToSegments(h.quantization(z), segments_, seg_dim_).contiguous();
+    const auto [z, q] = UmgmQuery(h.latent_stage, h.quantization, rows, segments_, seg_dim_);
     for (int64_t s = 0; s < segments_; ++s) {
-      levels_[l][s].copy_(KMeans(q[s], dict_size_, iterations));
+      levels_[l][s].copy_(KMeans(q[s].contiguous(), dict_size_, iterations));
     }
     if (h.latent) rows = h.latent(z) - SegmentsToRows(Gather(l, Distances(q, l).argmin(2)));
   }
