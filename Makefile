@@ -30,6 +30,7 @@ test-unit: build
 # Every benchmark binary and the PyTorch side-by-side; bench/results/latest.json and one
 # table (scripts/bench-report.py). BENCH_FLAGS=--no-pytorch skips the PyTorch side.
 bench: build
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target benches
 	/usr/bin/python3 scripts/bench-report.py --build $(BUILD_DIR) $(BENCH_FLAGS)
 
 # The whole story on 127.0.0.1 (scripts/demo/demo.py): Prometheus + the 4-agent scene +
