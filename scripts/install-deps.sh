@@ -11,7 +11,7 @@ PKGS=(
   libgrpc++-dev libgrpc-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev
   libabsl-dev libyaml-cpp-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev libzstd-dev libpng-dev libjemalloc-dev liblzf-dev zlib1g-dev
+  nlohmann-json3-dev libzstd-dev libpng-dev libjemalloc-dev liblzf-dev zlib1g-dev libzip-dev
   curl
   # deploy/ checks (ctest deploy_*): `docker-compose config` validates the compose file
   # without a Docker engine; `prometheus` is the package that ships promtool;
