@@ -11,12 +11,15 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/common/file_util.h"
 #include "core/common/status_macros.h"
+#include "core/data/npz_file.h"
 #include "core/model/checkpoint.h"
 #include "core/model/detector.h"
+#include "core/model/npy_tensor.h"
 #include "core/model/op_profile.h"
 #include "core/model/torch_status.h"
 
@@ -41,7 +44,23 @@ torch::Tensor FromVector(const std::vector<T>& v, std::vector<int64_t> shape,
   return torch::from_blob(const_cast<T*>(v.data()), shape, type).clone();
 }
 
+bool IsNpzPath(const std::string& path) { return absl::EndsWithIgnoreCase(path, ".npz"); }
+
+// The pickled dict torch.load reads, or an .npz (NumPy, no torch needed) when `path` ends
+// in .npz; the same keys either way.
 absl::Status WriteDict(const TensorDict& dict, const std::string& path) {
+  if (IsNpzPath(path)) {
+    NpzArrays arrays;
+    for (const auto& e : dict) {
+      absl::StatusOr<NpyArray> a = TensorToNpy(e.value());
+      if (!a.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": key ", e.key(), ": ", a.status().message()));
+      }
+      arrays.emplace(e.key(), *std::move(a));
+    }
+    return WriteNpz(path, arrays);
+  }
   QV2X_ASSIGN_OR_RETURN(std::string bytes,
                         TorchCall("pickling", [&]() -> absl::StatusOr<std::string> {
                           const std::vector<char> b = torch::pickle_save(torch::IValue(dict));
@@ -168,8 +187,12 @@ Mat4 MatrixAt(const torch::Tensor& pairwise, int64_t i, int64_t j) {
   return m;
 }
 
-absl::StatusOr<CollatedFrame> ParseInputs(const std::string& path, const torch::IValue& v,
-                                          const VoxelConfig& voxel) {
+// The tensors of a torch.save / pickle_save archive: a dict of str → tensor.
+absl::StatusOr<std::map<std::string, torch::Tensor>> ArchiveEntries(const std::string& path,
+                                                                    const std::string& bytes) {
+  const std::string what = absl::StrCat("inputs ", path);
+  QV2X_RETURN_IF_ERROR(VerifyArchive(bytes, what));
+  QV2X_ASSIGN_OR_RETURN(torch::IValue v, UnpickleArchive(bytes, what));
   if (!v.isGenericDict()) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": expected a dict of tensors, got ", v.tagKind()));
@@ -183,6 +206,30 @@ absl::StatusOr<CollatedFrame> ParseInputs(const std::string& path, const torch::
     }
     entries[e.key().toStringRef()] = e.value().toTensor();
   }
+  return entries;
+}
+
+// The arrays of an .npz (np.savez), as tensors under the same keys.
+absl::StatusOr<std::map<std::string, torch::Tensor>> NpzEntries(const std::string& path,
+                                                                const std::string& bytes) {
+  QV2X_ASSIGN_OR_RETURN(NpzArrays arrays, ParseNpz(bytes, path));
+  std::map<std::string, torch::Tensor> entries;
+  while (!arrays.empty()) {  // each array freed once copied
+    auto node = arrays.extract(arrays.begin());
+    absl::StatusOr<torch::Tensor> t = NpyToTensor(node.mapped());
+    if (!t.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": key ", node.key(), ": ", t.status().message()));
+    }
+    entries[node.key()] = *std::move(t);
+  }
+  return entries;
+}
+
+// Every check and error message applies alike to both file formats' `entries`.
+absl::StatusOr<CollatedFrame> ParseInputs(const std::string& path,
+                                          std::map<std::string, torch::Tensor> entries,
+                                          const VoxelConfig& voxel) {
   InputDict in(path, std::move(entries));
   QV2X_ASSIGN_OR_RETURN(const torch::Tensor* pw, in.Get("pairwise", false, 4, {-1, -1, 4, 4}));
   const int64_t n = pw->size(0);
@@ -418,11 +465,16 @@ absl::Status WriteModelInputs(const CollatedFrame& frame, const std::string& pat
 
 absl::StatusOr<CollatedFrame> ReadModelInputs(const std::string& path, const VoxelConfig& voxel) {
   QV2X_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
-  const std::string what = absl::StrCat("inputs ", path);
-  QV2X_RETURN_IF_ERROR(VerifyArchive(bytes, what));
-  QV2X_ASSIGN_OR_RETURN(torch::IValue v, UnpickleArchive(bytes, what));
-  return TorchCall("reading model inputs",
-                   [&]() -> absl::StatusOr<CollatedFrame> { return ParseInputs(path, v, voxel); });
+  // By content: torch.save's archives are ZIPs too, but of data.pkl and storages. The name
+  // decides only for what is no ZIP, so that a broken .npz gets the .npz reader's error.
+  const bool npz =
+      LooksLikeNpz(bytes) || (IsNpzPath(path) && !absl::StartsWith(bytes, "PK\x03\x04"));
+  return TorchCall("reading model inputs", [&]() -> absl::StatusOr<CollatedFrame> {
+    QV2X_ASSIGN_OR_RETURN(auto entries,
+                          npz ? NpzEntries(path, bytes) : ArchiveEntries(path, bytes));
+    bytes = std::string();
+    return ParseInputs(path, std::move(entries), voxel);
+  });
 }
 
 absl::StatusOr<ForwardReport> RunModelForward(const StageConfig& cfg, const std::string& checkpoint,

@@ -1,8 +1,9 @@
 // `qv2x model forward` and `qv2x model inputs` (docs/model-forward.md): one collated frame
-// as a PyTorch-readable file of tensors, and the model run on it with every head's output
-// and the intermediate tensors written out, so that another implementation (e.g.
-// bench/pytorch_reference.py) can be compared number by number, and timed on the same
-// inputs. Torch-free: the CLI includes this header, never <torch/torch.h>.
+// as a file of tensors (PyTorch-readable, or NumPy .npz), and the model run on it with every
+// head's output and the intermediate tensors written out (the same two formats), so that
+// another implementation (e.g. bench/pytorch_reference.py) can be compared number by
+// number, and timed on the same inputs. Torch-free: the CLI includes this header, never
+// <torch/torch.h>.
 #ifndef QV2X_CORE_MODEL_MODEL_FORWARD_H_
 #define QV2X_CORE_MODEL_MODEL_FORWARD_H_
 
@@ -17,16 +18,18 @@
 
 namespace qv2x {
 
-// Writes the frame's agents (pillars, ids, lidar poses) and pairwise transforms.
+// Writes the frame's agents (pillars, ids, lidar poses) and pairwise transforms: an .npz
+// (stored, as np.savez writes it) when `path` ends in .npz, else a torch.load-able dict.
 absl::Status WriteModelInputs(const CollatedFrame& frame, const std::string& path);
 
-// Reads a file written by WriteModelInputs or by Python's torch.save with the same keys,
+// Reads a file written by WriteModelInputs, by Python's torch.save or by NumPy's np.savez /
+// np.savez_compressed with the same keys (an .npz is told by its content or its name),
 // checked against `voxel` (the grid); the warps are computed from the pairwise transforms
 // as CollateFrame does. Errors name the file and the key.
 absl::StatusOr<CollatedFrame> ReadModelInputs(const std::string& path, const VoxelConfig& voxel);
 
 struct ForwardOptions {
-  std::string out;       // the outputs file; empty: nothing written
+  std::string out;       // the outputs file (.npz: NumPy's); empty: nothing written
   int repeat = 0;        // timed runs after the written one (0: no timing)
   int profile_runs = 0;  // whole-frame runs under LibTorch's profiler after those (0: none)
   bool freeze = true;    // the services' frozen convolutions (false: the plain eval layers)

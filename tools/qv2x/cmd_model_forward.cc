@@ -1,7 +1,8 @@
 // `qv2x model inputs` writes one collated frame (pillars, poses, pairwise transforms) of a
-// scene or dataset as a file of tensors; `qv2x model forward` runs a checkpoint on such a
-// file and writes every head's output and the intermediate tensors, optionally timing the
-// agent half, the ego half and the whole frame. Torch-free: core/model/model_forward.h.
+// scene or dataset as a file of tensors (torch.save's format or NumPy's .npz); `qv2x model forward`
+// runs a checkpoint on such a file and writes every head's output and the intermediate tensors,
+// optionally timing the agent half, the ego half and the whole frame. Torch-free:
+// core/model/model_forward.h.
 #include "tools/qv2x/cmd_model_forward.h"
 
 #include <algorithm>
@@ -23,7 +24,7 @@ namespace qv2x::cli {
 
 const char kModelForwardUsage[] =
     R"(usage: qv2x model inputs --config FILE (--scene SCENE.yaml | --dataset DIR) [--frame N]
-                         --out IN.pth [--set key.path=value ...]
+                         --out IN.pth|IN.npz [--set key.path=value ...]
        qv2x model forward --config FILE --checkpoint CKPT --inputs IN.pth [--out OUT.pth]
                           [--repeat N [--timing FILE.json]] [--profile N] [--threads N]
                           [--unfrozen]
@@ -31,8 +32,9 @@ const char kModelForwardUsage[] =
 
 inputs   Collates frame N (default 0) of a scene or dataset as the trainer and `qv2x infer`
          do (the ego and up to max_cav - 1 agents within comm_range, pillars at the test-time
-         cap) and writes it as a PyTorch-readable dict of tensors: grid_size, agent_ids,
-         lidar_pose, pairwise and agents.<i>.{features,num_points,coords}
+         cap) and writes it as a PyTorch-readable dict of tensors (torch.load), or as a
+         NumPy .npz (np.load, no torch needed) when the path ends in .npz: grid_size,
+         agent_ids, lidar_pose, pairwise and agents.<i>.{features,num_points,coords}
          (docs/model-forward.md).
 forward  Runs CKPT on IN.pth as the services do: every agent through the agent encoder,
          then the ego half on their codebook indices (features without a codebook), and
@@ -41,6 +43,9 @@ forward  Runs CKPT on IN.pth as the services do: every agent through the agent e
          indices.<level>, decoded, warp_to_ego, and per pyramid level its features,
          occupancy logits, warped features, fusion weights and fused map, then fused and
          shrink. bench/pytorch_reference.py check compares it with PyTorch.
+         IN may also be an .npz (np.savez or np.savez_compressed; little-endian float32/64,
+         int8/16/32/64, uint8 or bool arrays, C or Fortran order), and OUT ending in .npz is
+         written as one, with the same keys.
          --repeat N times N more runs: one agent's encode, the ego half fusing every agent,
          and the whole frame (every agent encoded, then fused); prints the medians, and
          --timing writes every run's seconds as JSON.
