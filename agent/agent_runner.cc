@@ -40,6 +40,7 @@ struct AgentRunner::Metrics {
   Family<Counter>& frames;
   Family<Histogram>& message_bytes;
   Counter& skipped;
+  Counter& absent;
   Counter& reconnects;
   Counter& connect_failures;
   Gauge& in_flight;
@@ -82,6 +83,11 @@ struct AgentRunner::Metrics {
                     .Help("Scene ticks missed while the previous frame was encoding")
                     .Register(r)
                     .Add({{"agent", std::to_string(agent_id)}})),
+        absent(prometheus::BuildCounter()
+                   .Name("qv2x_agent_frames_absent_total")
+                   .Help("Frames the played-back dataset has no record of this agent for")
+                   .Register(r)
+                   .Add({{"agent", std::to_string(agent_id)}})),
         reconnects(prometheus::BuildCounter()
                        .Name("qv2x_agent_reconnects_total")
                        .Help("Feature streams re-opened after the fusion service went away")
@@ -129,11 +135,11 @@ struct AgentRunner::Metrics {
   }
 };
 
-AgentRunner::AgentRunner(AgentOptions options, const sim::Simulator* simulator,
+AgentRunner::AgentRunner(AgentOptions options, const sim::ScenePlayback* playback,
                          std::shared_ptr<AgentModel> model, Precision precision,
                          prometheus::Registry& registry)
     : options_(std::move(options)),
-      sim_(simulator),
+      playback_(playback),
       metrics_(std::make_unique<Metrics>(registry, options_.agent_id)),
       link_(options_.fusion_address, options_.max_message_bytes,
             [this](const v1::FeatureAck& ack) {
@@ -222,7 +228,7 @@ void AgentRunner::Run() {
 }
 
 std::optional<uint64_t> AgentRunner::NextFrame() {
-  const sim::SceneConfig& scene = sim_->config();
+  const sim::SceneConfig& scene = playback_->scene();
   const std::optional<uint64_t> closed = link_.closed();
   size_t open = 0;
   std::optional<uint64_t> oldest_open;
@@ -248,16 +254,16 @@ std::optional<uint64_t> AgentRunner::NextFrame() {
     std::lock_guard<std::mutex> lock(mu_);
     const uint64_t stride = stride_;
     uint64_t target = (tick + stride - 1) / stride * stride;
-    if (last_sent_ && target <= *last_sent_) target = (*last_sent_ / stride + 1) * stride;
+    if (last_done_ && target <= *last_done_) target = (*last_done_ / stride + 1) * stride;
     if (target > tick) {
       const int64_t wait_ns = sim::TickTimeNs(scene, target, options_.epoch_ns) - sim::NowUnixNs();
       std::this_thread::sleep_for(
           std::chrono::nanoseconds(std::clamp<int64_t>(wait_ns, 0, 100'000'000)));
       return std::nullopt;
     }
-    if (last_sent_ && target > *last_sent_ + 1) {
-      frames_skipped_ += target - *last_sent_ - 1;
-      metrics_->skipped.Increment(static_cast<double>(target - *last_sent_ - 1));
+    if (last_done_ && target > *last_done_ + 1) {
+      frames_skipped_ += target - *last_done_ - 1;
+      metrics_->skipped.Increment(static_cast<double>(target - *last_done_ - 1));
     }
     return target;
   }
@@ -277,14 +283,21 @@ std::optional<uint64_t> AgentRunner::NextFrame() {
 }
 
 bool AgentRunner::EncodeAndSend(uint64_t frame_id) {
-  const sim::SceneInstant at = sim::InstantOf(sim_->config(), frame_id);
   const int64_t sweep_start_ns = sim::NowUnixNs();
-  absl::StatusOr<AgentFrame> sweep = sim_->SimulateAgent(at.scenario, at.index, options_.agent_id);
-  if (!sweep.ok()) {
-    services::LogError(absl::StrCat("frame ", frame_id, ": ", sweep.status().message()));
+  absl::StatusOr<std::optional<AgentFrame>> record = playback_->Sweep(frame_id, options_.agent_id);
+  if (!record.ok()) {
+    services::LogError(absl::StrCat("frame ", frame_id, ": ", record.status().message()));
     Stop();
     return false;
   }
+  if (!*record) {  // nothing to send: fusion does not wait for this agent at this frame
+    metrics_->absent.Increment();
+    std::lock_guard<std::mutex> lock(mu_);
+    last_done_ = frame_id;
+    next_lockstep_ = frame_id + 1;
+    return false;
+  }
+  const AgentFrame* sweep = &**record;
   const int64_t capture_ns = sim::NowUnixNs();
   const double sweep_s = (capture_ns - sweep_start_ns) * 1e-9;
   std::shared_ptr<AgentModel> model;
@@ -328,22 +341,23 @@ bool AgentRunner::EncodeAndSend(uint64_t frame_id) {
   metrics_->sent[pi]->Increment(static_cast<double>(size));
   metrics_->fp32[pi]->Increment(static_cast<double>(enc->fp32_feature_bytes));
   metrics_->message_size->Observe(static_cast<double>(size));
-  metrics_->sent_cell_fraction.Set(
-      msg.sparse() ? static_cast<double>(msg.sent_cells()) /
-                         static_cast<double>(enc->grid.height * enc->grid.width)
-                   : 1.0);
+  metrics_->sent_cell_fraction.Set(msg.sparse()
+                                       ? static_cast<double>(msg.sent_cells()) /
+                                             static_cast<double>(enc->grid.height * enc->grid.width)
+                                       : 1.0);
   std::lock_guard<std::mutex> lock(mu_);
   if (options_.pace == Pace::kRealtime) {
     // Frame time in ticks (sweep to sent), smoothed; the stride follows with hysteresis.
     const double cycle_s = (sim::NowUnixNs() - capture_ns) * 1e-9 + sweep_s;
     cycle_ema_s_ = cycle_ema_s_ == 0 ? cycle_s : 0.8 * cycle_ema_s_ + 0.2 * cycle_s;
-    const double need = cycle_ema_s_ * sim_->config().rate_hz;
+    const double need = cycle_ema_s_ * playback_->scene().rate_hz;
     while (stride_ < 64 && need > static_cast<double>(stride_)) stride_ *= 2;
     while (stride_ > 1 && need < 0.7 * static_cast<double>(stride_ / 2)) stride_ /= 2;
   }
   ++frames_sent_;
   bytes_sent_ += size;
   last_sent_ = frame_id;
+  last_done_ = frame_id;
   in_flight_.push_back(frame_id);
   next_lockstep_ = frame_id + 1;
   return true;
@@ -360,13 +374,13 @@ void AgentRunner::ApplyPending(uint64_t next_frame) {
   applied_id_ = pending_id_;
   applied_frame_ = next_frame;
   pending_.reset();
-  services::LogInfo(absl::StrCat(
-      "agent ", options_.agent_id, ": ", PrecisionName(precision_), ", model ",
-      model_->checkpoint().empty() ? "(initial)" : model_->checkpoint(), ", ",
-      sparse_ ? absl::StrCat("sparse (span >= ", sparse_->min_height_span_m, " m, dilation ",
-                             sparse_->dilation_cells, ")")
-              : std::string("dense"),
-      " from frame ", next_frame));
+  services::LogInfo(
+      absl::StrCat("agent ", options_.agent_id, ": ", PrecisionName(precision_), ", model ",
+                   model_->checkpoint().empty() ? "(initial)" : model_->checkpoint(), ", ",
+                   sparse_ ? absl::StrCat("sparse (span >= ", sparse_->min_height_span_m,
+                                          " m, dilation ", sparse_->dilation_cells, ")")
+                           : std::string("dense"),
+                   " from frame ", next_frame));
   cv_.notify_all();
 }
 
@@ -452,7 +466,8 @@ grpc::Status AgentRunner::SetSparsity(grpc::ServerContext* ctx,
                                       const v1::SetSparsityRequest* request,
                                       v1::ControlReply* response) {
   const v1::Sparsity& s = request->sparsity();
-  if (!s.enabled()) return Apply(Change{nullptr, std::nullopt, std::optional<CellSelection>()}, ctx, response);
+  if (!s.enabled())
+    return Apply(Change{nullptr, std::nullopt, std::optional<CellSelection>()}, ctx, response);
   // The largest span worth a setting is a tall building's; dilation beyond the map is moot.
   if (!(s.min_height_span_m() >= 0 && s.min_height_span_m() <= 100) || s.dilation_cells() > 64) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,

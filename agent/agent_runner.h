@@ -17,7 +17,7 @@
 #include "agent/agent_model.h"
 #include "agent/feature_link.h"
 #include "core/codec/zstd_dictionary.h"
-#include "core/sim/simulator.h"
+#include "core/sim/scene_playback.h"
 #include "core/voxel/cell_selection.h"
 #include "prometheus/registry.h"
 #include "qv2x/v1/agent.grpc.pb.h"
@@ -44,7 +44,7 @@ struct AgentOptions {
 
 class AgentRunner final : public v1::AgentControl::Service {
  public:
-  AgentRunner(AgentOptions options, const sim::Simulator* simulator,
+  AgentRunner(AgentOptions options, const sim::ScenePlayback* playback,
               std::shared_ptr<AgentModel> model, Precision precision,
               prometheus::Registry& registry);
   ~AgentRunner() override;
@@ -81,7 +81,7 @@ class AgentRunner final : public v1::AgentControl::Service {
   bool EncodeAndSend(uint64_t frame_id);
 
   AgentOptions options_;
-  const sim::Simulator* sim_;
+  const sim::ScenePlayback* playback_;
   std::unique_ptr<Metrics> metrics_;
   FeatureLink link_;
 
@@ -95,6 +95,7 @@ class AgentRunner final : public v1::AgentControl::Service {
   uint64_t pending_id_ = 0, applied_id_ = 0, applied_frame_ = 0;
   uint64_t frames_sent_ = 0, bytes_sent_ = 0, frames_skipped_ = 0, frames_rejected_ = 0;
   std::optional<uint64_t> last_sent_;
+  std::optional<uint64_t> last_done_;  // sent, or absent from the played-back dataset
   uint64_t next_lockstep_ = 0;
   std::optional<uint64_t> connect_base_;  // lockstep: watermark stand-in after (re)connect
   uint64_t stride_ = 1;                   // realtime: ticks between frames (a power of two)

@@ -1,6 +1,6 @@
 // qv2x-agent: one connected vehicle or roadside unit. Simulates its own LiDAR from the
-// shared scene, encodes it and streams codebook indices to the fusion service; serves
-// qv2x.v1.AgentControl.
+// shared scene (or plays its sweeps back from a dataset, --dataset), encodes it and streams
+// codebook indices to the fusion service; serves qv2x.v1.AgentControl.
 #include <string>
 #include <thread>
 
@@ -12,6 +12,7 @@
 #include "core/model/intra_op_threads.h"
 #include "services/log.h"
 #include "services/model_paths.h"
+#include "services/playback_flags.h"
 #include "services/security_flags.h"
 #include "services/server_host.h"
 
@@ -129,9 +130,10 @@ int Run() {
   }
   qv2x::SetIntraOpThreads(std::max(1, absl::GetFlag(FLAGS_threads)));
 
-  absl::StatusOr<qv2x::sim::Simulator> simulator = qv2x::sim::Simulator::Create(*scene);
-  if (!simulator.ok()) {
-    LogError(simulator.status().message());
+  absl::StatusOr<qv2x::sim::ScenePlayback> playback =
+      qv2x::services::ScenePlaybackFromFlags(*scene);
+  if (!playback.ok()) {
+    LogError(playback.status().message());
     return 1;
   }
   absl::StatusOr<std::shared_ptr<agent::AgentModel>> model = agent::AgentModel::Load(
@@ -152,7 +154,7 @@ int Run() {
   server.max_message_bytes = 1 << 20;
   server.security = security;
   qv2x::services::ServerHost host(server);
-  agent::AgentRunner runner(options, &*simulator, *model, *precision, host.registry());
+  agent::AgentRunner runner(options, &*playback, *model, *precision, host.registry());
   qv2x::services::ConfinedAgentControl confined(&runner, absl::GetFlag(FLAGS_artifacts));
   if (absl::GetFlag(FLAGS_artifacts).empty()) {
     qv2x::services::LogWarning("no --artifacts: LoadModel reads any path this process can read");
@@ -165,7 +167,7 @@ int Run() {
     LogError(st.message());
     return 1;
   }
-  qv2x::services::LogInfo(absl::StrCat("agent ", options.agent_id, ": scene ", scene->name,
+  qv2x::services::LogInfo(absl::StrCat("agent ", options.agent_id, ": ", playback->Describe(),
                                        ", codebook ", (*model)->codebook_digest(), ", ", pace, ", ",
                                        absl::GetFlag(FLAGS_codec), " -> ", options.fusion_address));
   std::thread loop([&] {

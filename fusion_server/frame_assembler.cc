@@ -59,12 +59,16 @@ bool FrameAssembler::Complete(uint64_t frame_id, const Pending& p, Clock::time_p
   for (const auto& [id, a] : agents_) {
     const bool sent = std::any_of(p.messages.begin(), p.messages.end(),
                                   [id = id](const ReceivedMessage& m) { return m.agent_id == id; });
-    if (sent || (a.latest && *a.latest > frame_id)) continue;
+    if (sent || (a.latest && *a.latest > frame_id) || !Plays(frame_id, id)) continue;
     const bool stalled = a.last_arrival && now - *a.last_arrival >= options_.stall_after;
     if (a.link == Link::kConnected && !stalled) return false;
     if (a.link == Link::kNeverSeen && in_grace) return false;
   }
   return true;
+}
+
+bool FrameAssembler::Plays(uint64_t frame_id, int agent_id) const {
+  return !options_.plays || options_.plays(frame_id, agent_id);
 }
 
 ClosedFrame FrameAssembler::Close(uint64_t frame_id, Pending p) {
@@ -79,7 +83,7 @@ ClosedFrame FrameAssembler::Close(uint64_t frame_id, Pending p) {
   for (const auto& [id, a] : agents_) {
     const bool sent = std::any_of(f.messages.begin(), f.messages.end(),
                                   [id = id](const ReceivedMessage& m) { return m.agent_id == id; });
-    if (!sent) f.missing.push_back(id);
+    if (!sent && Plays(frame_id, id)) f.missing.push_back(id);
   }
   last_closed_ = frame_id;
   last_close_time_ = std::max(last_close_time_, first_arrival);

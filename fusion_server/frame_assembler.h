@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -47,6 +48,10 @@ struct AssemblerOptions {
   // its deadline.
   Clock::duration stall_after = std::chrono::seconds(30);
   double rate_hz = 0;  // scene frames per second; 0: the window does not grow with time
+  // Whether an agent has anything to send at a frame (a dataset played back lists some
+  // agents at some instants only); those that have not are neither waited for nor missing.
+  // Empty: every agent always has.
+  std::function<bool(uint64_t frame_id, int agent_id)> plays;
 };
 
 struct ClosedFrame {
@@ -94,6 +99,7 @@ class FrameAssembler {
 
   bool Complete(uint64_t frame_id, const Pending& p, Clock::time_point now) const;
   ClosedFrame Close(uint64_t frame_id, Pending p);
+  bool Plays(uint64_t frame_id, int agent_id) const;
 
   AssemblerOptions options_;
   Clock::time_point start_;

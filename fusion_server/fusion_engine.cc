@@ -68,7 +68,7 @@ struct FusionEngine::State {
   int max_cav = 0;
   codec::IndexGrid grid;
   int64_t channels = 0;
-  std::unique_ptr<sim::Simulator> sim;
+  std::unique_ptr<sim::ScenePlayback> playback;
   ApAccumulator ap;
   std::atomic<bool> use_int8{false};
   std::mutex load_mu;  // one LoadModel at a time
@@ -118,21 +118,22 @@ absl::Status FusionEngine::SetInt8(bool int8) {
 }
 
 sim::SceneInstant FusionEngine::Instant(uint64_t frame_id) const {
-  return sim::InstantOf(s_->sim->config(), frame_id);
+  return s_->playback->Instant(frame_id);
 }
 
+const sim::ScenePlayback& FusionEngine::playback() const { return *s_->playback; }
+
 absl::StatusOr<std::unique_ptr<FusionEngine>> FusionEngine::Create(
-    const std::string& config_path, const std::string& checkpoint, const sim::SceneConfig& scene,
+    const std::string& config_path, const std::string& checkpoint, sim::ScenePlayback playback,
     int ap_window_frames, int max_cav, const std::string& int8_artifact) {
   QV2X_ASSIGN_OR_RETURN(std::shared_ptr<ModelSlot> slot,
                         LoadSlot(config_path, checkpoint, int8_artifact, max_cav));
-  QV2X_ASSIGN_OR_RETURN(sim::Simulator simulator, sim::Simulator::Create(scene));
   auto state = std::make_unique<State>(ap_window_frames);
   state->config_path = config_path;
   state->max_cav = max_cav;
   state->grid = GridOf(slot->model.cfg);
   state->channels = slot->model.cfg.model.codebook.channel;
-  state->sim = std::make_unique<sim::Simulator>(std::move(simulator));
+  state->playback = std::make_unique<sim::ScenePlayback>(std::move(playback));
   state->held =
       std::make_shared<const std::map<std::string, Codebook>>(std::map<std::string, Codebook>{
           {slot->model.codebook_digest, slot->model.detector->ego_fusion()->codebook}});
@@ -255,9 +256,15 @@ absl::StatusOr<FusedFrame> FusionEngine::Fuse(const ClosedFrame& frame) {
 }
 
 absl::StatusOr<EvalResult> FusionEngine::Score(const FusedFrame& frame) {
-  const sim::SceneInstant at = sim::InstantOf(s_->sim->config(), frame.frame_id);
-  QV2X_ASSIGN_OR_RETURN(SceneFrame scene, s_->sim->Frame(at.scenario, at.index));
-  const std::vector<LabeledBox> gt = EgoGroundTruth(scene, frame.agents, s_->Slot()->model.cfg);
+  QV2X_ASSIGN_OR_RETURN(SceneFrame scene, s_->playback->Labels(frame.frame_id));
+  // The labels name agents as the source does (a dataset's own ids).
+  std::vector<int> agents;
+  for (int id : frame.agents) {
+    if (std::optional<int> source = s_->playback->SourceId(frame.frame_id, id)) {
+      agents.push_back(*source);
+    }
+  }
+  const std::vector<LabeledBox> gt = EgoGroundTruth(scene, agents, s_->Slot()->model.cfg);
   s_->ap.AddFrame(ToEvalBoxes(frame.detections), ToEvalBoxes(gt));
   return s_->ap.Result(ApSortOrder::kGlobal);
 }

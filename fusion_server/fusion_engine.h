@@ -1,7 +1,8 @@
 // The ego half of the model as the fusion service runs it: picks the agents of a closed
 // frame (the ego, then the nearest within comm_range up to max_cav), rebuilds their
 // features from the codebook each message names, warps, fuses, detects; and scores
-// detections against the simulated scene's ground truth over a rolling window.
+// detections against the ground truth of the scene it plays (simulated, or a dataset played
+// back) over a rolling window.
 // A model roll-out (LoadModel) swaps the weights between two frames and keeps the earlier
 // codebooks until they are retired, so agents can switch one at a time. LibTorch stays
 // inside the .cc.
@@ -18,7 +19,7 @@
 #include "core/detection/postprocess.h"
 #include "core/eval/average_precision.h"
 #include "core/sim/scene_clock.h"
-#include "core/sim/scene_config.h"
+#include "core/sim/scene_playback.h"
 #include "fusion_server/frame_assembler.h"
 
 namespace qv2x::fusion {
@@ -43,7 +44,7 @@ class FusionEngine {
  public:
   // max_cav > 0 replaces train_params.max_cav (agents fused per frame, the ego included).
   static absl::StatusOr<std::unique_ptr<FusionEngine>> Create(
-      const std::string& config_path, const std::string& checkpoint, const sim::SceneConfig& scene,
+      const std::string& config_path, const std::string& checkpoint, sim::ScenePlayback playback,
       int ap_window_frames, int max_cav = 0, const std::string& int8_artifact = "");
   ~FusionEngine();
 
@@ -51,6 +52,7 @@ class FusionEngine {
   const codec::IndexGrid& grid() const;
   int64_t feature_channels() const;
   sim::SceneInstant Instant(uint64_t frame_id) const;
+  const sim::ScenePlayback& playback() const;
   // The current model (they change with LoadModel; each call is a consistent snapshot).
   std::string codebook_digest() const;
   std::string checkpoint() const;

@@ -14,6 +14,7 @@
 #include "fusion_server/fusion_service.h"
 #include "services/agent_identity.h"
 #include "services/log.h"
+#include "services/playback_flags.h"
 #include "services/security_flags.h"
 #include "services/server_host.h"
 
@@ -71,9 +72,15 @@ int Run() {
     return 2;
   }
   if (int t = absl::GetFlag(FLAGS_threads); t > 0) qv2x::SetIntraOpThreads(t);
+  absl::StatusOr<qv2x::sim::ScenePlayback> playback =
+      qv2x::services::ScenePlaybackFromFlags(*scene);
+  if (!playback.ok()) {
+    LogError(playback.status().message());
+    return 1;
+  }
   absl::StatusOr<std::unique_ptr<qv2x::fusion::FusionEngine>> engine =
       qv2x::fusion::FusionEngine::Create(
-          absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_checkpoint), *scene,
+          absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_checkpoint), std::move(*playback),
           absl::GetFlag(FLAGS_ap_window), absl::GetFlag(FLAGS_max_cav),
           absl::GetFlag(FLAGS_int8_artifact));
   if (!engine.ok()) {
@@ -115,6 +122,12 @@ int Run() {
   options.assembler.max_frames_ahead = absl::GetFlag(FLAGS_max_frames_ahead);
   options.assembler.stall_after = std::chrono::milliseconds(absl::GetFlag(FLAGS_stall_ms));
   options.assembler.rate_hz = scene->rate_hz;
+  if ((*engine)->playback().is_dataset()) {
+    const qv2x::sim::ScenePlayback* source = &(*engine)->playback();
+    options.assembler.plays = [source](uint64_t frame_id, int agent_id) {
+      return source->Plays(frame_id, agent_id);
+    };
+  }
   options.max_capture_ahead_ns = absl::GetFlag(FLAGS_max_capture_ahead_ms) * int64_t{1'000'000};
   options.max_capture_age_ns = absl::GetFlag(FLAGS_max_capture_age_ms) * int64_t{1'000'000};
   if (absl::GetFlag(FLAGS_max_fuse_backlog) < 1) {
@@ -152,7 +165,7 @@ int Run() {
     LogError(st.message());
     return 1;
   }
-  qv2x::services::LogInfo(absl::StrCat("fusion: scene ", scene->name, ", agents [",
+  qv2x::services::LogInfo(absl::StrCat("fusion: ", (*engine)->playback().Describe(), ", agents [",
                                        absl::StrJoin(options.assembler.expected_agents, ", "),
                                        "], codebook ", (*engine)->codebook_digest(), ", grid ",
                                        (*engine)->grid().levels, "x", (*engine)->grid().height, "x",

@@ -264,13 +264,8 @@ absl::StatusOr<Opv2vDataset> Opv2vDataset::Open(const std::string& root,
 }
 
 absl::StatusOr<SceneFrame> Opv2vDataset::ReadFrame(size_t i) const {
-  if (i >= frames_.size()) {
-    return absl::OutOfRangeError(absl::StrCat("frame ", i, " of ", frames_.size()));
-  }
-  // Index within the scenario: count earlier frames of the same scenario.
-  int index = 0;
-  for (size_t k = i; k > 0 && frames_[k - 1].scenario == frames_[i].scenario; --k) ++index;
-  return Read(frames_[i].scenario, frames_[i].timestamp, index);
+  QV2X_RETURN_IF_ERROR(CheckFrame(i));
+  return Read(frames_[i].scenario, frames_[i].timestamp, IndexInScenario(i), /*points=*/true);
 }
 
 absl::StatusOr<SceneFrame> Opv2vDataset::ReadFrame(const std::string& scenario,
@@ -278,15 +273,52 @@ absl::StatusOr<SceneFrame> Opv2vDataset::ReadFrame(const std::string& scenario,
   int index = 0;
   for (const FrameRef& f : frames_) {
     if (scenarios_[f.scenario] != scenario) continue;
-    if (f.timestamp == timestamp) return Read(f.scenario, timestamp, index);
+    if (f.timestamp == timestamp) return Read(f.scenario, timestamp, index, /*points=*/true);
     ++index;
   }
   return absl::NotFoundError(
       absl::StrCat(root_, ": no frame ", timestamp, " in scenario \"", scenario, "\""));
 }
 
-absl::StatusOr<SceneFrame> Opv2vDataset::Read(int scenario, const std::string& timestamp,
-                                              int index) const {
+absl::StatusOr<std::optional<Opv2vDataset::Record>> Opv2vDataset::ReadRecord(
+    int scenario, const std::string& timestamp, int id, bool points) const {
+  const fs::path stem = fs::path(root_) / scenarios_[scenario] / std::to_string(id) / timestamp;
+  const std::string yaml_path = stem.string() + ".yaml";
+  std::error_code ec;
+  const bool ego = id == agents_[scenario].front();
+  const bool stop = ego || options_.missing == MissingAgent::kStop;
+  const char* why = ego ? " (the ego)" : " (missing_agent: stop)";
+  if (!fs::exists(yaml_path, ec)) {
+    if (!stop) return std::nullopt;  // this agent has no record at this instant
+    return absl::NotFoundError(
+        absl::StrCat(yaml_path, ": missing: agent ", id, " has no record at ", timestamp, why));
+  }
+  QV2X_ASSIGN_OR_RETURN(std::string text, ReadFile(yaml_path));
+  QV2X_ASSIGN_OR_RETURN(Opv2vAgentInfo info, ParseOpv2vAgentYaml(text, yaml_path));
+  std::string cloud_path = stem.string() + ".pcd";
+  if (!fs::exists(cloud_path, ec)) cloud_path = stem.string() + ".bin";
+  if (!fs::exists(cloud_path, ec)) {
+    if (!stop) return std::nullopt;
+    return absl::NotFoundError(absl::StrCat(stem.string(), ".pcd (or .bin): missing: agent ", id,
+                                            " has a YAML but no sweep at ", timestamp, why));
+  }
+  Record r;
+  r.agent.agent_id = id;
+  r.agent.is_infrastructure = id < 0;
+  r.agent.lidar_pose = info.lidar_pose;
+  r.objects = std::move(info.objects);
+  if (!points) return r;
+  QV2X_ASSIGN_OR_RETURN(r.agent.points, ReadPointCloud(cloud_path));
+  if (r.agent.points.empty()) {
+    if (!stop) return std::nullopt;
+    return absl::InvalidArgumentError(
+        absl::StrCat(cloud_path, ": empty sweep (no point with finite coordinates)", why));
+  }
+  return r;
+}
+
+absl::StatusOr<SceneFrame> Opv2vDataset::Read(int scenario, const std::string& timestamp, int index,
+                                              bool points) const {
   SceneFrame frame;
   frame.scenario = scenarios_[scenario];
   frame.timestamp = timestamp;
@@ -294,46 +326,52 @@ absl::StatusOr<SceneFrame> Opv2vDataset::Read(int scenario, const std::string& t
   frame.ego_id = agents_[scenario].front();
   std::set<int> seen;
   for (int id : agents_[scenario]) {
-    const fs::path stem = fs::path(root_) / frame.scenario / std::to_string(id) / timestamp;
-    const std::string yaml_path = stem.string() + ".yaml";
-    std::error_code ec;
-    const bool ego = id == frame.ego_id;
-    const bool stop = ego || options_.missing == MissingAgent::kStop;
-    const char* why = ego ? " (the ego)" : " (missing_agent: stop)";
-    if (!fs::exists(yaml_path, ec)) {
-      if (stop) {
-        return absl::NotFoundError(
-            absl::StrCat(yaml_path, ": missing: agent ", id, " has no record at ", timestamp, why));
-      }
-      continue;  // this agent has no record at this instant
-    }
-    QV2X_ASSIGN_OR_RETURN(std::string text, ReadFile(yaml_path));
-    QV2X_ASSIGN_OR_RETURN(Opv2vAgentInfo info, ParseOpv2vAgentYaml(text, yaml_path));
-    std::string cloud_path = stem.string() + ".pcd";
-    if (!fs::exists(cloud_path, ec)) cloud_path = stem.string() + ".bin";
-    if (!fs::exists(cloud_path, ec)) {
-      if (!stop) continue;
-      return absl::NotFoundError(absl::StrCat(stem.string(), ".pcd (or .bin): missing: agent ", id,
-                                              " has a YAML but no sweep at ", timestamp, why));
-    }
-    AgentFrame a;
-    a.agent_id = id;
-    a.is_infrastructure = id < 0;
-    a.lidar_pose = info.lidar_pose;
-    QV2X_ASSIGN_OR_RETURN(a.points, ReadPointCloud(cloud_path));
-    if (a.points.empty()) {
-      if (!stop) continue;
-      return absl::InvalidArgumentError(
-          absl::StrCat(cloud_path, ": empty sweep (no point with finite coordinates)", why));
-    }
-    frame.agents.push_back(std::move(a));
-    for (GtObject& o : info.objects) {
+    QV2X_ASSIGN_OR_RETURN(std::optional<Record> r, ReadRecord(scenario, timestamp, id, points));
+    if (!r) continue;
+    frame.agents.push_back(std::move(r->agent));
+    for (GtObject& o : r->objects) {
       if (seen.insert(o.id).second) frame.objects.push_back(std::move(o));
     }
   }
   std::sort(frame.objects.begin(), frame.objects.end(),
             [](const GtObject& x, const GtObject& y) { return x.id < y.id; });
   return frame;
+}
+
+absl::StatusOr<SceneFrame> Opv2vDataset::ReadLabels(size_t i) const {
+  QV2X_RETURN_IF_ERROR(CheckFrame(i));
+  return Read(frames_[i].scenario, frames_[i].timestamp, IndexInScenario(i), /*points=*/false);
+}
+
+absl::StatusOr<std::optional<AgentFrame>> Opv2vDataset::ReadAgent(size_t i, int agent_id) const {
+  QV2X_RETURN_IF_ERROR(CheckFrame(i));
+  const FrameRef& f = frames_[i];
+  const std::vector<int>& ids = agents_[f.scenario];
+  if (std::find(ids.begin(), ids.end(), agent_id) == ids.end()) return std::nullopt;
+  QV2X_ASSIGN_OR_RETURN(std::optional<Record> r,
+                        ReadRecord(f.scenario, f.timestamp, agent_id, /*points=*/true));
+  if (!r) return std::nullopt;
+  return std::move(r->agent);
+}
+
+bool Opv2vDataset::HasRecord(size_t i, int agent_id) const {
+  if (i >= frames_.size()) return false;
+  const fs::path stem = fs::path(root_) / scenarios_[frames_[i].scenario] /
+                        std::to_string(agent_id) / frames_[i].timestamp;
+  std::error_code ec;
+  return fs::exists(stem.string() + ".yaml", ec) &&
+         (fs::exists(stem.string() + ".pcd", ec) || fs::exists(stem.string() + ".bin", ec));
+}
+
+absl::Status Opv2vDataset::CheckFrame(size_t i) const {
+  if (i < frames_.size()) return absl::OkStatus();
+  return absl::OutOfRangeError(absl::StrCat("frame ", i, " of ", frames_.size()));
+}
+
+int Opv2vDataset::IndexInScenario(size_t i) const {
+  int index = 0;
+  for (size_t k = i; k > 0 && frames_[k - 1].scenario == frames_[i].scenario; --k) ++index;
+  return index;
 }
 
 }  // namespace qv2x

@@ -4,6 +4,7 @@
 #ifndef QV2X_CORE_DATA_OPV2V_READER_H_
 #define QV2X_CORE_DATA_OPV2V_READER_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,7 @@ class Opv2vDataset {
   };
 
   const std::string& root() const { return root_; }
+  const Opv2vOptions& options() const { return options_; }
   const std::vector<std::string>& scenarios() const { return scenarios_; }
   // Agent ids of a scenario that the mode keeps, the ego first: the agent of the ego's kind
   // whose YAML says `ego: true`, else the lowest non-negative id (vc, v2v) or the
@@ -70,9 +72,28 @@ class Opv2vDataset {
   absl::StatusOr<SceneFrame> ReadFrame(size_t i) const;
   absl::StatusOr<SceneFrame> ReadFrame(const std::string& scenario,
                                        const std::string& timestamp) const;
+  // Frame i without the sweeps: the agents with a record (poses only) and the ground truth.
+  // An empty sweep file is not noticed here (it is by ReadFrame and ReadAgent).
+  absl::StatusOr<SceneFrame> ReadLabels(size_t i) const;
+  // One agent's record at frame i, as ReadFrame would list it; nullopt when the agent is not
+  // in the scenario or, under missing_agent skip, has no record or an empty sweep then.
+  absl::StatusOr<std::optional<AgentFrame>> ReadAgent(size_t i, int agent_id) const;
+  // Whether an agent of frame i's scenario has a YAML and a sweep file at its timestamp (the
+  // sweep is not read: an empty one still counts).
+  bool HasRecord(size_t i, int agent_id) const;
 
  private:
-  absl::StatusOr<SceneFrame> Read(int scenario, const std::string& timestamp, int index) const;
+  struct Record {
+    AgentFrame agent;
+    std::vector<GtObject> objects;
+  };
+  // nullopt: no record that the MissingAgent policy lets pass (skip).
+  absl::StatusOr<std::optional<Record>> ReadRecord(int scenario, const std::string& timestamp,
+                                                   int id, bool points) const;
+  absl::StatusOr<SceneFrame> Read(int scenario, const std::string& timestamp, int index,
+                                  bool points) const;
+  absl::Status CheckFrame(size_t i) const;
+  int IndexInScenario(size_t i) const;
 
   std::string root_;
   Opv2vOptions options_;

@@ -97,6 +97,17 @@ absl::StatusOr<ClusterConfig> LoadClusterConfig(const std::string& path) {
     QV2X_ASSIGN_OR_RETURN(c.trainer, ReadOptional(r, "trainer"));
     QV2X_ASSIGN_OR_RETURN(c.quantizer, ReadOptional(r, "quantizer"));
     QV2X_ASSIGN_OR_RETURN(c.security, ReadSecurity(r));
+    if (r.Has("dataset")) {
+      QV2X_ASSIGN_OR_RETURN(YamlReader d, r.Map("dataset"));
+      QV2X_ASSIGN_OR_RETURN(c.dataset.path, d.String("path"));
+      if (c.dataset.path.empty()) return d.Error("path", "must name a dataset folder");
+      if (d.Has("mode")) {
+        QV2X_ASSIGN_OR_RETURN(c.dataset.mode, d.Enum("mode", {"vc", "v2v", "ic", "i2i"}));
+      }
+      if (d.Has("missing_agent")) {
+        QV2X_ASSIGN_OR_RETURN(c.dataset.missing_agent, d.Enum("missing_agent", {"skip", "stop"}));
+      }
+    }
     QV2X_RETURN_IF_ERROR(r.Finish());
     return c;
   };

@@ -30,6 +30,14 @@ struct ClusterSecurity {
   std::string auth_token_file;  // empty: control RPCs need no token
 };
 
+// Optional `dataset:` block: fusion and every agent play this folder back instead of
+// simulating the scene (core/sim/scene_playback.h).
+struct ClusterDataset {
+  std::string path;                    // empty: simulate
+  std::string mode = "vc";             // vc | v2v | ic | i2i
+  std::string missing_agent = "skip";  // skip | stop
+};
+
 struct ClusterConfig {
   // Model: the stage YAML and its stage-3 weights. An absent checkpoint file means "not
   // trained yet": every service then builds the same seeded initial model.
@@ -38,14 +46,14 @@ struct ClusterConfig {
   std::string int8_artifact;  // optional INT8 agent encoder; empty: none
   // zstd dictionary shipped with the codebook (`qv2x codec train-dict`); empty: none.
   std::string zstd_dictionary;
-  std::string codec;          // bitpack | zstd
+  std::string codec;  // bitpack | zstd
   // Sparse messages: agents send only the cells whose points span this many metres
   // (cluster.sparse.min_height_span_m), with dilation_cells of context; negative: dense.
   double sparse_min_span_m = -1;
   int sparse_dilation_cells = 2;
-  std::string pace;           // realtime (scene rate) | lockstep (as fast as fusion goes)
-  std::string precision;      // fp32 | int8 at start
-  int agent_threads = 1;      // intra-op threads per agent process
+  std::string pace;       // realtime (scene rate) | lockstep (as fast as fusion goes)
+  std::string precision;  // fp32 | int8 at start
+  int agent_threads = 1;  // intra-op threads per agent process
   ServicePorts fusion;
   int fusion_deadline_ms = 0;  // fuse with whoever arrived this long after the first
   int ap_window_frames = 0;    // rolling AP window
@@ -55,6 +63,7 @@ struct ClusterConfig {
   int agent_metrics_port_base = 0;
   OptionalService trainer, quantizer;
   ClusterSecurity security;  // all off when the block is absent
+  ClusterDataset dataset;
 
   // Ports of agent k (scene order): base + k, or 0 (the OS picks) where a base is 0.
   ServicePorts AgentPorts(size_t k) const;

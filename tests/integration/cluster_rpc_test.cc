@@ -9,8 +9,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/common/file_util.h"
+#include "core/data/opv2v_writer.h"
 #include "core/model/checkpoint.h"
 #include "core/model/runtime_model.h"
+#include "core/sim/simulator.h"
 #include "grpcpp/grpcpp.h"
 #include "qv2x/v1/agent.grpc.pb.h"
 #include "qv2x/v1/features.grpc.pb.h"
@@ -393,6 +395,98 @@ TEST_F(ClusterTest, Quantv2xLayoutRunsThroughTheCluster) {
   const auto fm = Metrics(fusion_ports_.metrics);
   EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_messages_total"), 12);
   EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_rejected_messages_total"), 0) << Logs();
+}
+
+// The scene's first frames written as a dataset folder and played back by fusion and the
+// agents (--dataset): every agent sends the same index maps as when it simulates, fusion
+// outputs the same boxes and scores the frames against the folder's labels. An agent with
+// no record at a frame sends nothing then, and fusion neither waits for it nor counts it
+// missing.
+TEST_F(ClusterTest, DatasetPlaybackSendsAndFusesWhatTheSimulationDoes) {
+  constexpr int kFrames = 4;
+  const std::string data = dir_ + "/dataset";
+  auto scene = sim::LoadSceneConfig(qv2x::testing::kTinyScene);
+  ASSERT_TRUE(scene.ok()) << scene.status();
+  auto sim = sim::Simulator::Create(*scene);
+  ASSERT_TRUE(sim.ok()) << sim.status();
+  for (int i = 0; i < kFrames; ++i) {
+    auto f = sim->Frame(0, i);
+    ASSERT_TRUE(f.ok()) << f.status();
+    ASSERT_TRUE(WriteOpv2vFrame(*f, data).ok());
+  }
+  const std::filesystem::path rsu = std::filesystem::path(data) / sim->ScenarioName(0) / "-1";
+  ASSERT_TRUE(std::filesystem::remove(rsu / "000002.yaml"));
+  ASSERT_TRUE(std::filesystem::remove(rsu / "000002.pcd"));
+
+  // The seeded tiny model scores every anchor low: keep them all, so there are boxes to
+  // compare (the threshold is the ego half's alone; agents keep the stock config).
+  std::string yaml = *ReadFile(kConfig);
+  const size_t at = yaml.find("score_threshold: 0.20");
+  ASSERT_NE(at, std::string::npos);
+  yaml.replace(at, 21, "score_threshold: 0.0");
+  const std::string fusion_config = "--config=" + dir_ + "/tiny_all_scores.yaml";
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/tiny_all_scores.yaml", yaml).ok());
+
+  const int port = FreePort();
+  ASSERT_NO_FATAL_FAILURE(StartFusion(port, {fusion_config}));
+  for (int id : kAgents) StartAgent(id, {absl::StrCat("--max_frames=", kFrames)});
+  const auto simulated = frames_->WaitFor(kFrames, 180);
+  ASSERT_EQ(simulated.size(), static_cast<size_t>(kFrames)) << Logs();
+  for (auto& [id, p] : agents_) ASSERT_EQ(p->Wait(60), 0) << "agent " << id << p->Log();
+  fusion_->Signal(SIGTERM);
+  ASSERT_EQ(fusion_->Wait(30), 0) << fusion_->Log();
+
+  const std::string dataset = "--dataset=" + data;
+  ASSERT_NO_FATAL_FAILURE(StartFusion(port, {fusion_config, dataset}));
+  StartAgent(0, {dataset, absl::StrCat("--max_frames=", kFrames)});
+  StartAgent(1, {dataset, absl::StrCat("--max_frames=", kFrames)});
+  StartAgent(-1, {dataset});
+  const auto played = frames_->WaitFor(kFrames, 180);  // a new collector: this run's only
+  ASSERT_GE(played.size(), static_cast<size_t>(kFrames)) << Logs();
+  // The roadside unit plays on past the vehicles, the folder wrapping (frame 6 is its
+  // frame 2 again), so its count is at least the one absence.
+  const auto rsu_metrics = Metrics(agent_ports_[-1].metrics);
+  EXPECT_GE(qv2x::testing::SumOf(rsu_metrics, "qv2x_agent_frames_absent_total"), 1);
+
+  int boxes = 0;
+  for (int i = 0; i < kFrames; ++i) {
+    const v1::DetectionFrame& want = simulated[i];
+    const v1::DetectionFrame& got = played[i];
+    ASSERT_EQ(got.frame_id(), want.frame_id());
+    EXPECT_EQ(got.missing_agents_size(), 0) << "frame " << i;
+    EXPECT_EQ(AgentsOf(got), i == 2 ? std::set<int>({0, 1}) : std::set<int>({0, 1, -1}))
+        << "frame " << i;
+    for (const v1::AgentContribution& a : got.agents()) {
+      for (const v1::AgentContribution& b : want.agents()) {
+        if (a.agent_id() != b.agent_id()) continue;
+        EXPECT_EQ(a.payload_bytes(), b.payload_bytes())
+            << "frame " << i << " agent " << b.agent_id();
+        EXPECT_EQ(a.index_entropy_bits(), b.index_entropy_bits()) << "frame " << i;
+      }
+    }
+    if (i == 2) continue;  // fused without the roadside unit: other boxes
+    ASSERT_EQ(got.boxes_size(), want.boxes_size()) << "frame " << i;
+    boxes += got.boxes_size();
+    for (int k = 0; k < got.boxes_size(); ++k) {
+      EXPECT_EQ(got.boxes(k).class_name(), want.boxes(k).class_name());
+      EXPECT_FLOAT_EQ(got.boxes(k).x(), want.boxes(k).x()) << "frame " << i << " box " << k;
+      EXPECT_FLOAT_EQ(got.boxes(k).y(), want.boxes(k).y()) << "frame " << i << " box " << k;
+      EXPECT_FLOAT_EQ(got.boxes(k).yaw(), want.boxes(k).yaw()) << "frame " << i << " box " << k;
+      EXPECT_FLOAT_EQ(got.boxes(k).score(), want.boxes(k).score()) << "frame " << i << " box " << k;
+    }
+  }
+  EXPECT_GT(boxes, 0);
+  // Frames scored against the folder's labels (the AP gauges appear with the first).
+  auto fm = Metrics(fusion_ports_.metrics);
+  for (int tries = 0; tries < 100 && !qv2x::testing::HasMetric(fm, "qv2x_fusion_ap"); ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    fm = Metrics(fusion_ports_.metrics);
+  }
+  EXPECT_TRUE(qv2x::testing::HasMetric(fm, "qv2x_fusion_ap")) << Logs();
+  EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_missing_messages_total", {"agent=\"-1\""}), 0)
+      << Logs();
+  EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_rejected_messages_total"), 0) << Logs();
+  EXPECT_EQ(fusion_->Log().find("scoring frame"), std::string::npos) << fusion_->Log();
 }
 
 }  // namespace

@@ -65,6 +65,39 @@ TEST_F(FrameAssemblerTest, SlowAgentWaitsForTheDeadlineThenIsMissing) {
   EXPECT_EQ(due[0].missing, std::vector<int>({1}));
 }
 
+// A played-back dataset without agent -1 at odd frames: those close as soon as the others
+// are in, without -1 counted missing; even frames still wait for it.
+TEST(FrameAssemblerPlaysTest, AgentWithNothingToSendIsNeitherWaitedForNorMissing) {
+  const Clock::time_point t0 = Clock::now();
+  AssemblerOptions o;
+  o.expected_agents = {0, 1, -1};
+  o.deadline = milliseconds(100);
+  o.plays = [](uint64_t frame, int agent) { return agent != -1 || frame % 2 == 0; };
+  FrameAssembler a(o, t0);
+  for (int agent : {0, 1, -1}) {
+    ReceivedMessage m;
+    m.agent_id = agent;
+    m.frame_id = 0;
+    m.arrival = t0;
+    ASSERT_EQ(a.Add(std::move(m)), AddResult::kAccepted);
+  }
+  for (uint64_t frame : {1, 2}) {
+    for (int agent : {0, 1}) {
+      ReceivedMessage m;
+      m.agent_id = agent;
+      m.frame_id = frame;
+      m.arrival = t0 + milliseconds(1);
+      ASSERT_EQ(a.Add(std::move(m)), AddResult::kAccepted);
+    }
+  }
+  auto due = a.TakeDue(t0 + milliseconds(2));
+  ASSERT_EQ(due.size(), 2u) << "frames 0 and 1 complete; 2 waits for -1";
+  EXPECT_TRUE(due[1].missing.empty());
+  due = a.TakeDue(t0 + milliseconds(101));
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].missing, std::vector<int>({-1}));
+}
+
 TEST_F(FrameAssemblerTest, DisconnectedAgentIsNotWaitedFor) {
   Add(0, 0, 0);
   Add(1, 0, 0);

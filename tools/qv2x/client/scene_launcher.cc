@@ -75,6 +75,12 @@ std::string CertFile(const std::string& dir, const std::string& name, const char
   return absl::StrCat(dir, "/", name, ext);
 }
 
+// Fusion and every agent play the same dataset back (services/playback_flags.h).
+std::vector<std::string> DatasetArgs(const sim::ClusterDataset& d) {
+  if (d.path.empty()) return {};
+  return {"--dataset=" + d.path, "--dataset_mode=" + d.mode, "--missing_agent=" + d.missing_agent};
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOptions& options) {
@@ -160,6 +166,7 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
   for (std::string& a : l->SecurityArgs("fusion")) fusion.argv.push_back(std::move(a));
   for (const std::string& f : options.fusion_flags) fusion.argv.push_back(f);
   if (!c.zstd_dictionary.empty()) fusion.argv.push_back("--zstd_dictionary=" + c.zstd_dictionary);
+  for (std::string& a : DatasetArgs(c.dataset)) fusion.argv.push_back(std::move(a));
   l->children_.push_back(std::move(fusion));
   QV2X_RETURN_IF_ERROR(l->Spawn(l->children_[0]));
   QV2X_RETURN_IF_ERROR(l->WaitServing(l->children_[0], &l->endpoints_.fusion));
@@ -203,6 +210,7 @@ absl::StatusOr<std::unique_ptr<SceneLauncher>> SceneLauncher::Up(const LaunchOpt
       a.argv.push_back("--fusion_tls_ca=" + CertFile(c.security.tls_dir, "ca", ".crt"));
     }
     if (!c.zstd_dictionary.empty()) a.argv.push_back("--zstd_dictionary=" + c.zstd_dictionary);
+    for (std::string& f : DatasetArgs(c.dataset)) a.argv.push_back(std::move(f));
     if (c.sparse_min_span_m >= 0) {
       a.argv.push_back(absl::StrCat("--sparse_min_span_m=", c.sparse_min_span_m));
       a.argv.push_back(absl::StrCat("--sparse_dilation=", c.sparse_dilation_cells));
