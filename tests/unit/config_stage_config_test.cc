@@ -21,7 +21,7 @@ std::string Preset(const std::string& preset, int stage) {
 }
 
 TEST(StageConfigTest, EveryPresetParses) {
-  for (const std::string preset : {"v2x_real", "cpu", "tiny"}) {
+  for (const std::string preset : {"v2x_real", "cpu", "tiny", "quantv2x"}) {
     for (int stage = 1; stage <= 3; ++stage) {
       SCOPED_TRACE(Preset(preset, stage));
       auto cfg = LoadStageConfig(Preset(preset, stage));
