@@ -11,6 +11,7 @@
 #include "core/common/file_util.h"
 #include "core/data/opv2v_writer.h"
 #include "core/model/checkpoint.h"
+#include "core/model/quantv2x_interop.h"
 #include "core/model/runtime_model.h"
 #include "core/sim/simulator.h"
 #include "grpcpp/grpcpp.h"
@@ -362,8 +363,10 @@ TEST_F(ClusterTest, RealtimeAgentsWaitForAFusionServiceThatFallsBehind) {
 }
 
 // QuantV2X's model layout (its 3-level residual codebook with Linear heads, its class-vector
-// cls head) as a scene: agents send three index maps per frame and fusion decodes them
-// through the heads; every frame fused, nothing refused.
+// cls head) as a scene, from a checkpoint as QuantV2X writes it (its names, DataParallel's
+// `module.` prefixes, random values) imported with ImportQuantV2xCheckpoint: agents send
+// three index maps per frame and fusion decodes them through the heads; every frame fused,
+// nothing refused, every service on the imported codebook.
 TEST_F(ClusterTest, Quantv2xLayoutRunsThroughTheCluster) {
   std::string yaml = *ReadFile(kConfig);
   for (auto [from, to] : {std::pair<std::string, std::string>{"variant: qv2x", "variant: umgm"},
@@ -378,9 +381,23 @@ TEST_F(ClusterTest, Quantv2xLayoutRunsThroughTheCluster) {
   auto model = LoadRuntimeModel(config, "");  // what every process builds from the seed
   ASSERT_TRUE(model.ok()) << model.status();
   ASSERT_TRUE(model->detector->codebook()->umgm());
+  // Other values than the seed's: every floating tensor scaled (variances stay positive).
+  c10::Dict<std::string, torch::Tensor> state;
+  for (const auto& [name, t] : StateDict(*model->detector)) {
+    state.insert("module." + name, t.is_floating_point() ? t * 1.25 : t);
+  }
+  const std::vector<char> bytes = torch::pickle_save(torch::IValue(state));
+  const std::string theirs = dir_ + "/quantv2x_net.pth", ours = dir_ + "/imported.pth";
+  ASSERT_TRUE(WriteFileAtomic(theirs, std::string(bytes.begin(), bytes.end())).ok());
+  auto imported = ImportQuantV2xCheckpoint(model->cfg, theirs, ours);
+  ASSERT_TRUE(imported.ok()) << imported.status();
+  EXPECT_EQ(imported->prefixes_removed, imported->tensors);
+  EXPECT_NE(imported->codebook_digest, model->codebook_digest);
 
-  StartFusion(0, {"--config=" + config});
-  for (int id : kAgents) StartAgent(id, {"--config=" + config, "--max_frames=4"});
+  StartFusion(0, {"--config=" + config, "--checkpoint=" + ours});
+  for (int id : kAgents) {
+    StartAgent(id, {"--config=" + config, "--checkpoint=" + ours, "--max_frames=4"});
+  }
   const auto got = frames_->WaitFor(4, 180);
   ASSERT_GE(got.size(), 4u) << Logs();
   for (const auto& f : got) EXPECT_EQ(AgentsOf(f), std::set<int>({0, 1, -1})) << f.frame_id();
@@ -390,7 +407,7 @@ TEST_F(ClusterTest, Quantv2xLayoutRunsThroughTheCluster) {
   grpc::ClientContext ctx;
   v1::FusionStatus s;
   ASSERT_TRUE(fusion->GetStatus(&ctx, {}, &s).ok());
-  EXPECT_EQ(s.codebook_digest(), model->codebook_digest);
+  EXPECT_EQ(s.codebook_digest(), imported->codebook_digest);
   EXPECT_EQ(s.grid().levels(), 3u);
   const auto fm = Metrics(fusion_ports_.metrics);
   EXPECT_EQ(qv2x::testing::SumOf(fm, "qv2x_fusion_messages_total"), 12);
