@@ -1,14 +1,12 @@
 // ScenePlayback (core/sim/scene_playback.h): the agent and fusion services' frames from the
 // simulator or from a dataset folder, scene agents mapped onto each scenario's agents by
-// order; and the scene file's `cluster.dataset` block that makes the launcher use it.
+// order.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 
 #include "core/data/opv2v_writer.h"
-#include "core/sim/cluster_config.h"
 #include "core/sim/scene_playback.h"
 
 namespace qv2x::sim {
@@ -144,44 +142,6 @@ TEST_F(ScenePlaybackTest, MissingFolderIsNamed) {
   auto p = ScenePlayback::Create(scene_, {(dir_ / "nope").string(), {}});
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.status().message().find("nope"), std::string::npos) << p.status();
-}
-
-constexpr char kCluster[] = R"(cluster:
-  model: {config: configs/tiny/stage3.yaml, checkpoint: "", int8_artifact: ""}
-  codec: zstd
-  pace: lockstep
-  precision: fp32
-  agent_threads: 1
-  fusion: {grpc_port: 0, metrics_port: 0, deadline_ms: 2000, ap_window_frames: 50, threads: 1}
-  agents: {grpc_port_base: 0, metrics_port_base: 0}
-  trainer: {enabled: false, grpc_port: 0, metrics_port: 0, artifacts: artifacts}
-  quantizer: {enabled: false, grpc_port: 0, metrics_port: 0, artifacts: artifacts}
-)";
-
-absl::StatusOr<ClusterConfig> LoadCluster(const std::string& extra) {
-  const std::string path =
-      fs::temp_directory_path() / ("qv2x_cluster_dataset_" + std::to_string(::getpid()) + ".yaml");
-  std::ofstream(path) << kCluster << extra;
-  auto c = LoadClusterConfig(path);
-  fs::remove(path);
-  return c;
-}
-
-TEST(ClusterDataset, BlockIsOptionalAndRead) {
-  auto none = LoadCluster("");
-  ASSERT_TRUE(none.ok()) << none.status();
-  EXPECT_EQ(none->dataset.path, "");
-  auto c = LoadCluster("  dataset: {path: data/v2x_real/test, mode: ic}\n");
-  ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->dataset.path, "data/v2x_real/test");
-  EXPECT_EQ(c->dataset.mode, "ic");
-  EXPECT_EQ(c->dataset.missing_agent, "skip");
-  auto bad = LoadCluster("  dataset: {path: d, missing_agent: wait}\n");
-  ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("cluster.dataset.missing_agent"), std::string::npos)
-      << bad.status();
-  auto empty = LoadCluster("  dataset: {path: \"\"}\n");
-  EXPECT_FALSE(empty.ok());
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-// The optional `cluster.security` block of a scene file (docs/deploy.md): TLS folder,
-// mutual TLS and the control token; every key explicit, errors name the key path.
+// Optional blocks of a scene file's `cluster:` section: `security` (docs/deploy.md: TLS
+// folder, mutual TLS, the control token) and `dataset` (docs/datasets.md: a folder played
+// back instead of the simulation); errors name the key path.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -23,10 +24,10 @@ constexpr char kCluster[] = R"(cluster:
   quantizer: {enabled: false, grpc_port: 0, metrics_port: 0, artifacts: artifacts}
 )";
 
-absl::StatusOr<ClusterConfig> Load(const std::string& security) {
+absl::StatusOr<ClusterConfig> Load(const std::string& block) {
   const std::string path = std::filesystem::temp_directory_path() /
-                           ("qv2x_cluster_security_" + std::to_string(::getpid()) + ".yaml");
-  std::ofstream(path) << kCluster << security;
+                           ("qv2x_cluster_config_" + std::to_string(::getpid()) + ".yaml");
+  std::ofstream(path) << kCluster << block;
   auto c = LoadClusterConfig(path);
   std::filesystem::remove(path);
   return c;
@@ -61,6 +62,23 @@ TEST(ClusterSecurity, ErrorsNameTheKey) {
       Load("  security: {tls_dir: certs, mutual_tls: true, auth_token_file: \"\", tls_ca: x}\n");
   ASSERT_FALSE(unknown.ok());
   EXPECT_NE(unknown.status().message().find("tls_ca"), std::string::npos) << unknown.status();
+}
+
+TEST(ClusterDataset, BlockIsOptionalAndRead) {
+  auto none = Load("");
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->dataset.path, "");
+  auto c = Load("  dataset: {path: data/v2x_real/test, mode: ic}\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->dataset.path, "data/v2x_real/test");
+  EXPECT_EQ(c->dataset.mode, "ic");
+  EXPECT_EQ(c->dataset.missing_agent, "skip");
+  auto bad = Load("  dataset: {path: d, missing_agent: wait}\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("cluster.dataset.missing_agent"), std::string::npos)
+      << bad.status();
+  auto empty = Load("  dataset: {path: \"\"}\n");
+  EXPECT_FALSE(empty.ok());
 }
 
 }  // namespace
