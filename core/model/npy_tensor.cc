@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -11,50 +12,26 @@
 namespace qv2x {
 namespace {
 
+// The dtypes both sides have, as pairs.
+constexpr std::pair<NpyDtype, torch::ScalarType> kDtypes[] = {
+    {NpyDtype::kFloat32, torch::kFloat32}, {NpyDtype::kFloat64, torch::kFloat64},
+    {NpyDtype::kInt8, torch::kInt8},       {NpyDtype::kInt16, torch::kInt16},
+    {NpyDtype::kInt32, torch::kInt32},     {NpyDtype::kInt64, torch::kInt64},
+    {NpyDtype::kUInt8, torch::kUInt8},     {NpyDtype::kBool, torch::kBool}};
+
 absl::StatusOr<NpyDtype> NpyDtypeOf(torch::ScalarType type) {
-  switch (type) {
-    case torch::kFloat32:
-      return NpyDtype::kFloat32;
-    case torch::kFloat64:
-      return NpyDtype::kFloat64;
-    case torch::kInt8:
-      return NpyDtype::kInt8;
-    case torch::kInt16:
-      return NpyDtype::kInt16;
-    case torch::kInt32:
-      return NpyDtype::kInt32;
-    case torch::kInt64:
-      return NpyDtype::kInt64;
-    case torch::kUInt8:
-      return NpyDtype::kUInt8;
-    case torch::kBool:
-      return NpyDtype::kBool;
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("dtype ", c10::toString(type), " has no .npy dtype here"));
+  for (const auto& [npy, torch_type] : kDtypes) {
+    if (torch_type == type) return npy;
   }
+  return absl::InvalidArgumentError(
+      absl::StrCat("dtype ", c10::toString(type), " has no .npy dtype here"));
 }
 
 torch::ScalarType TorchTypeOf(NpyDtype dtype) {
-  switch (dtype) {
-    case NpyDtype::kFloat32:
-      return torch::kFloat32;
-    case NpyDtype::kFloat64:
-      return torch::kFloat64;
-    case NpyDtype::kInt8:
-      return torch::kInt8;
-    case NpyDtype::kInt16:
-      return torch::kInt16;
-    case NpyDtype::kInt32:
-      return torch::kInt32;
-    case NpyDtype::kInt64:
-      return torch::kInt64;
-    case NpyDtype::kUInt8:
-      return torch::kUInt8;
-    case NpyDtype::kBool:
-      return torch::kBool;
+  for (const auto& [npy, torch_type] : kDtypes) {
+    if (npy == dtype) return torch_type;
   }
-  return torch::kFloat32;
+  return torch::kFloat32;  // not reached: every NpyDtype is in the table
 }
 
 }  // namespace
